@@ -1,0 +1,162 @@
+//! `terpadu bench`: throughput and memory on generated data, printed as figures.
+//!
+//! Speed targets live here, not in timed tests: the numbers depend on the machine.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+
+use super::EXIT_OK;
+use crate::config::{self, Overrides};
+use crate::sample::{SampleConfig, generate};
+use crate::workspace::Workspace;
+
+pub(super) const LONG_ABOUT: &str = "\
+Measure ingest throughput and peak memory on generated data.
+
+Generates --persons synthetic persons (all sources) into a scratch directory, mirrors the
+pipeline and its layouts there, runs `terpadu ingest` on it as a child process, and prints
+generation time, rows/s, MB/s and the ingest process's peak resident memory.
+
+The pipeline must read its inputs from ../sample_data/ like pipelines/sample.toml does.
+
+Example:
+  terpadu bench --persons 1000000 pipelines/sample.toml";
+
+/// Arguments of `terpadu bench`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// A pipeline shaped like pipelines/sample.toml.
+    #[arg(value_name = "PIPELINE", value_parser = super::pipeline_path)]
+    pipeline: PathBuf,
+
+    /// Persons to generate.
+    #[arg(long, default_value_t = 1_000_000)]
+    persons: usize,
+
+    /// Random seed.
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+
+    /// Scratch directory (default: a temporary one, removed afterwards).
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+}
+
+pub(super) fn run(args: Args, _progress: bool) -> Result<u8> {
+    let pipeline = config::load_pipeline(&args.pipeline, &Overrides::default())?;
+    let scratch;
+    let root: PathBuf = match &args.dir {
+        Some(dir) => dir.clone(),
+        None => {
+            scratch = tempfile::Builder::new()
+                .prefix("terpadu-bench-")
+                .tempdir()
+                .context("creating a scratch directory")?;
+            scratch.path().to_path_buf()
+        }
+    };
+    let pipelines = root.join("pipelines");
+    let schemas = root.join("schemas");
+    for dir in [&pipelines, &schemas] {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let file_name = args
+        .pipeline
+        .file_name()
+        .context("pipeline path has no file name")?;
+    let bench_pipeline = pipelines.join(file_name);
+    copy(&args.pipeline, &bench_pipeline)?;
+    for source in &pipeline.sources {
+        let layout = &source.layout.file;
+        copy(
+            layout,
+            &schemas.join(layout.file_name().context("layout has no file name")?),
+        )?;
+    }
+
+    println!("machine: {} cores, {}", cores(), memory_total());
+    let clock = Instant::now();
+    let summary = generate(
+        &SampleConfig {
+            persons: args.persons,
+            seed: args.seed,
+            out: root.join("sample_data"),
+        },
+        &|_| {},
+    )
+    .context("generating benchmark data")?;
+    let generate_seconds = clock.elapsed().as_secs_f64();
+    let records: u64 = summary.files.iter().map(|f| f.rows).sum();
+    println!(
+        "generate: {} persons, {} records in {:.1}s ({:.0} records/s)",
+        summary.persons,
+        records,
+        generate_seconds,
+        records as f64 / generate_seconds
+    );
+
+    let exe = std::env::current_exe().context("locating the terpadu binary")?;
+    let clock = Instant::now();
+    let status = Command::new(exe)
+        .args(["--quiet", "ingest"])
+        .arg(&bench_pipeline)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .context("running terpadu ingest")?;
+    let wall = clock.elapsed().as_secs_f64();
+    if !status.success() {
+        bail!("terpadu ingest failed with {status}");
+    }
+    let bench = config::load_pipeline(&bench_pipeline, &Overrides::default())?;
+    let manifest = Workspace::new(&bench.workspace)
+        .read_manifest()
+        .context("reading the ingest manifest")?;
+    let (read, staged, quarantined, bytes) = manifest.totals();
+    println!(
+        "ingest:   {read} rows ({staged} staged, {quarantined} quarantined), {:.1} MB in {wall:.1}s",
+        bytes as f64 / 1e6
+    );
+    println!(
+        "          {:.0} rows/s, {:.1} MB/s, peak memory {} MiB",
+        read as f64 / wall,
+        bytes as f64 / 1e6 / wall,
+        manifest
+            .peak_rss_bytes
+            .map_or("?".to_string(), |b| (b >> 20).to_string())
+    );
+    for s in &manifest.sources {
+        let mb = s.inputs.iter().map(|i| i.bytes).sum::<u64>() as f64 / 1e6;
+        println!(
+            "  {:<12} {:>9} rows {:>8.1} MB {:>7.2}s {:>9.0} rows/s",
+            s.name,
+            s.rows_read,
+            mb,
+            s.seconds,
+            s.rows_read as f64 / s.seconds.max(1e-9)
+        );
+    }
+    Ok(EXIT_OK)
+}
+
+fn copy(from: &Path, to: &Path) -> Result<()> {
+    std::fs::copy(from, to)
+        .with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
+    Ok(())
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+fn memory_total() -> String {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            let kib: u64 = m.lines().next()?.split_whitespace().nth(1)?.parse().ok()?;
+            Some(format!("{:.1} GiB RAM", kib as f64 / (1u64 << 20) as f64))
+        })
+        .unwrap_or_else(|| "unknown RAM".into())
+}

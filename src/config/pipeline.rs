@@ -1,0 +1,289 @@
+//! Pipeline files (`pipelines/*.toml`): which extracts to load, from where, read how.
+//!
+//! ```toml
+//! name = "sample"
+//! province = "36"                      # default province for region names
+//!
+//! [[sources]]
+//! name = "pkh"
+//! role = "program"                     # civil_registry | welfare_registry | program | local
+//! path = "../sample_data/pkh/*.csv"    # relative to this file; globs allowed
+//! schema = "kpm_beneficiary"           # a layout in schemas/
+//! format = { type = "csv", delimiter = "," }
+//! program = { code = "PKH", period = "2025-T3", unit = "family" }
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::Deserialize;
+
+use super::Diagnostic;
+use super::layout::Layout;
+
+/// A pipeline file as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPipeline {
+    /// Pipeline name (used in logs, the run ledger and the default workspace).
+    pub name: String,
+    /// What the pipeline is for.
+    #[serde(default)]
+    pub description: String,
+    /// Workspace directory for staged data and runs; default `../workspace/<name>` relative to
+    /// the pipeline file.
+    pub workspace: Option<PathBuf>,
+    /// Directory of layouts; default `../schemas` relative to the pipeline file.
+    pub schemas_dir: Option<PathBuf>,
+    /// Default 2-digit Kemendagri province code for sources that give region names only.
+    pub province: Option<String>,
+    /// The extracts to load.
+    #[serde(default)]
+    pub sources: Vec<RawSource>,
+}
+
+/// A source as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSource {
+    /// Source name: a table name in SQL, so letters, digits and `_`.
+    pub name: String,
+    /// What the source is to the registry.
+    pub role: SourceRole,
+    /// File path or glob, relative to the pipeline file.
+    pub path: String,
+    /// Layout name (a file `<schemas_dir>/<schema>.toml`).
+    pub schema: String,
+    /// How the files are encoded.
+    pub format: SourceFormat,
+    /// Program fields, for `role = "program"`.
+    pub program: Option<ProgramSpec>,
+}
+
+/// What a source is to the registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceRole {
+    /// The identity master (Dukcapil biodata): NIK, KK, names, births and deaths.
+    CivilRegistry,
+    /// A ranked welfare list (DTKS/DTSEN) with deciles.
+    WelfareRegistry,
+    /// A beneficiary list of one program (KPM list, provincial spreadsheet).
+    Program,
+    /// A local survey or complaint list.
+    Local,
+}
+
+impl SourceRole {
+    /// The snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceRole::CivilRegistry => "civil_registry",
+            SourceRole::WelfareRegistry => "welfare_registry",
+            SourceRole::Program => "program",
+            SourceRole::Local => "local",
+        }
+    }
+}
+
+/// File format of a source (`type = ...`).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum SourceFormat {
+    /// Delimited text with a header row.
+    Csv {
+        /// Field delimiter, one character; default `,`.
+        #[serde(default = "default_delimiter")]
+        delimiter: String,
+        /// Quote character; default `"`.
+        #[serde(default = "default_quote")]
+        quote: String,
+        /// Text encoding (an Encoding Standard label: utf-8, windows-1252, iso-8859-1...).
+        #[serde(default = "default_encoding")]
+        encoding: String,
+    },
+    /// An Excel workbook sheet.
+    Xlsx {
+        /// Sheet name; default the first sheet.
+        sheet: Option<String>,
+        /// 1-based row of the header; default: the first of the top 20 rows that has every
+        /// column the layout needs (title rows above the header are common).
+        header_row: Option<u32>,
+    },
+    /// One JSON object per line; columns are dotted paths.
+    Jsonl,
+    /// Parquet with the agency's columns.
+    Parquet,
+}
+
+fn default_delimiter() -> String {
+    ",".into()
+}
+fn default_quote() -> String {
+    "\"".into()
+}
+fn default_encoding() -> String {
+    "utf-8".into()
+}
+
+/// Program fields of a beneficiary list.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ProgramSpec {
+    /// Program code, e.g. `PKH`.
+    pub code: String,
+    /// Period, e.g. `2025-T3`; rows may override it with a `period` field.
+    pub period: Option<String>,
+    /// Unit of the benefit.
+    pub unit: ProgramUnit,
+}
+
+/// Unit a program pays: checked for duplicates and exclusivity at this level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProgramUnit {
+    /// One person (PBI health insurance, Prakerja).
+    Person,
+    /// One family card (PKH, BPNT).
+    Family,
+    /// One household (Jamsosratu).
+    Household,
+}
+
+impl ProgramUnit {
+    /// The snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProgramUnit::Person => "person",
+            ProgramUnit::Family => "family",
+            ProgramUnit::Household => "household",
+        }
+    }
+}
+
+/// A checked pipeline.
+#[derive(Debug, Clone)]
+pub struct Pipeline {
+    /// Pipeline name.
+    pub name: String,
+    /// What it is for.
+    pub description: String,
+    /// The pipeline file.
+    pub file: PathBuf,
+    /// Workspace directory.
+    pub workspace: PathBuf,
+    /// Default province code.
+    pub province: Option<String>,
+    /// Sources in declaration order.
+    pub sources: Vec<Source>,
+}
+
+/// A checked source.
+#[derive(Debug, Clone)]
+pub struct Source {
+    /// Source name (SQL table name).
+    pub name: String,
+    /// Role.
+    pub role: SourceRole,
+    /// Absolute path or glob pattern.
+    pub path: String,
+    /// The path as written in the pipeline (for messages).
+    pub path_as_written: String,
+    /// File format.
+    pub format: SourceFormat,
+    /// Its layout.
+    pub layout: Arc<Layout>,
+    /// Program fields.
+    pub program: Option<ProgramSpec>,
+}
+
+/// True for a name usable as an SQL table name without quoting.
+pub fn is_plain_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_lowercase() || c == '_')
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// Resolves `path` relative to the directory of `file`.
+pub fn relative_to(file: &Path, path: &Path) -> PathBuf {
+    if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        file.parent().unwrap_or(Path::new(".")).join(path)
+    }
+}
+
+/// Checks one source's own settings (the layout is resolved by the caller).
+pub fn check_source(file: &Path, index: usize, source: &RawSource, problems: &mut Vec<Diagnostic>) {
+    let key = |k: &str| format!("sources[{index}].{k}");
+    if !is_plain_identifier(&source.name) {
+        problems.push(Diagnostic::new(
+            file,
+            key("name"),
+            format!(
+                "'{}' must be lower-case letters, digits and _ (it becomes an SQL table name)",
+                source.name
+            ),
+        ));
+    }
+    if source.path.trim().is_empty() {
+        problems.push(Diagnostic::new(file, key("path"), "path must not be empty"));
+    }
+    if let SourceFormat::Csv {
+        delimiter,
+        quote,
+        encoding,
+    } = &source.format
+    {
+        if delimiter_byte(delimiter).is_none() {
+            problems.push(Diagnostic::new(
+                file,
+                key("format.delimiter"),
+                format!(
+                    "'{delimiter}' must be one ASCII character, such as \",\", \";\", \"|\" or \"\\t\""
+                ),
+            ));
+        }
+        if delimiter_byte(quote).is_none() {
+            problems.push(Diagnostic::new(
+                file,
+                key("format.quote"),
+                format!("'{quote}' must be one ASCII character"),
+            ));
+        }
+        if encoding_rs::Encoding::for_label(encoding.as_bytes()).is_none() {
+            problems.push(Diagnostic::new(
+                file,
+                key("format.encoding"),
+                format!(
+                    "unknown encoding '{encoding}' (use a label such as utf-8, windows-1252, iso-8859-1)"
+                ),
+            ));
+        }
+    }
+    match (source.role, &source.program) {
+        (SourceRole::Program, None) => problems.push(Diagnostic::new(
+            file,
+            key("program"),
+            "a program source needs program = { code = \"...\", unit = \"person\" | \"family\" | \"household\" }",
+        )),
+        (SourceRole::Program, Some(p)) if p.code.trim().is_empty() => problems.push(
+            Diagnostic::new(file, key("program.code"), "program code must not be empty"),
+        ),
+        (role, Some(_)) if role != SourceRole::Program => problems.push(Diagnostic::new(
+            file,
+            key("program"),
+            format!("only program sources take program fields; this source's role is {}", role.as_str()),
+        )),
+        _ => {}
+    }
+}
+
+/// The single byte of a one-character ASCII delimiter (`\t` written as a tab or as `\\t`).
+pub fn delimiter_byte(text: &str) -> Option<u8> {
+    match text {
+        "\\t" | "\t" => Some(b'\t'),
+        _ if text.len() == 1 && text.is_ascii() => text.bytes().next(),
+        _ => None,
+    }
+}

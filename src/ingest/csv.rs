@@ -1,0 +1,243 @@
+//! Delimited text extracts: streaming, with a declared encoding, quarantining rows that cannot
+//! be read (wrong number of fields, bytes invalid in the declared encoding).
+
+use std::borrow::Cow;
+use std::fs::File;
+use std::io::BufReader;
+use std::path::Path;
+
+use encoding_rs::{Encoding, UTF_8};
+
+use super::sink::{QuarantineCode, Sink};
+use super::{HashingReader, IngestError, InputFile, missing_columns_error};
+use crate::config::pipeline::delimiter_byte;
+
+/// How to read one CSV source.
+#[derive(Debug, Clone, Copy)]
+pub struct CsvOptions {
+    /// Field delimiter byte.
+    pub delimiter: u8,
+    /// Quote byte.
+    pub quote: u8,
+    /// Declared text encoding.
+    pub encoding: &'static Encoding,
+}
+
+impl CsvOptions {
+    /// Options from the pipeline's format settings (already checked by `config`).
+    pub fn from_config(delimiter: &str, quote: &str, encoding: &str) -> Self {
+        CsvOptions {
+            delimiter: delimiter_byte(delimiter).unwrap_or(b','),
+            quote: delimiter_byte(quote).unwrap_or(b'"'),
+            encoding: Encoding::for_label(encoding.as_bytes()).unwrap_or(UTF_8),
+        }
+    }
+}
+
+fn reader(
+    path: &Path,
+    options: CsvOptions,
+    sink_bytes: Option<&Sink<'_>>,
+) -> Result<csv::Reader<HashingReader<BufReader<File>>>, IngestError> {
+    let file = File::open(path).map_err(|source| IngestError::Open {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let progress = sink_bytes.map(|s| s.progress.clone());
+    Ok(csv::ReaderBuilder::new()
+        .delimiter(options.delimiter)
+        .quote(options.quote)
+        .flexible(true)
+        .has_headers(false)
+        .from_reader(HashingReader::new(
+            BufReader::with_capacity(1 << 20, file),
+            progress,
+        )))
+}
+
+fn decode<'a>(bytes: &'a [u8], encoding: &'static Encoding) -> Option<Cow<'a, str>> {
+    if encoding == UTF_8 {
+        std::str::from_utf8(bytes).ok().map(Cow::Borrowed)
+    } else {
+        encoding.decode_without_bom_handling_and_without_replacement(bytes)
+    }
+}
+
+/// Reads the header row only (for `terpadu check` and error hints).
+pub fn read_header(path: &Path, options: CsvOptions) -> Result<Vec<String>, IngestError> {
+    let mut rdr = reader(path, options, None)?;
+    let mut record = csv::ByteRecord::new();
+    let has_row = rdr
+        .read_byte_record(&mut record)
+        .map_err(|e| IngestError::Read {
+            path: path.to_path_buf(),
+            row: Some(1),
+            message: e.to_string(),
+        })?;
+    if !has_row {
+        return Err(IngestError::EmptyFile {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(record
+        .iter()
+        .enumerate()
+        .map(|(i, field)| {
+            let text = String::from_utf8_lossy(field).into_owned();
+            if i == 0 {
+                text.trim_start_matches('\u{feff}').to_string()
+            } else {
+                text
+            }
+        })
+        .collect())
+}
+
+/// Streams one CSV file into the sink.
+pub fn read_file(
+    path: &Path,
+    options: CsvOptions,
+    sink: &mut Sink<'_>,
+) -> Result<InputFile, IngestError> {
+    let header = read_header(path, options)?;
+    let positions = resolve(&header, sink, path, options)?;
+    let mut rdr = reader(path, options, Some(sink))?;
+    let mut record = csv::ByteRecord::new();
+    // Skip the header record.
+    let _ = rdr.read_byte_record(&mut record);
+    let expected = header.len();
+    let mut rows_read = 0u64;
+    loop {
+        let more = rdr
+            .read_byte_record(&mut record)
+            .map_err(|e| IngestError::Read {
+                path: path.to_path_buf(),
+                row: e.position().map(|p| p.line()),
+                message: e.to_string(),
+            })?;
+        if !more {
+            break;
+        }
+        let line = record.position().map_or(0, |p| p.line());
+        rows_read += 1;
+        if record.len() != expected {
+            let raw = raw_line(&record, options);
+            sink.quarantine(
+                line,
+                QuarantineCode::WrongColumnCount,
+                format!(
+                    "expected {expected} fields as in the header, found {}",
+                    record.len()
+                ),
+                Some(raw),
+            )?;
+            continue;
+        }
+        let decoded_ok =
+            options.encoding != UTF_8 || std::str::from_utf8(record.as_slice()).is_ok();
+        if !decoded_ok {
+            let raw = raw_line(&record, options);
+            sink.quarantine(
+                line,
+                QuarantineCode::InvalidEncoding,
+                format!("bytes that are not valid {}", options.encoding.name()),
+                Some(raw),
+            )?;
+            continue;
+        }
+        let mut values: Vec<Option<Cow<'_, str>>> = Vec::with_capacity(positions.len());
+        let mut bad_encoding = false;
+        for pos in &positions {
+            match pos {
+                Some(i) => match record.get(*i).map(|f| decode(f, options.encoding)) {
+                    Some(Some(text)) => values.push(Some(text)),
+                    Some(None) => {
+                        bad_encoding = true;
+                        values.push(None);
+                    }
+                    None => values.push(None),
+                },
+                None => values.push(None),
+            }
+        }
+        if bad_encoding {
+            let raw = raw_line(&record, options);
+            sink.quarantine(
+                line,
+                QuarantineCode::InvalidEncoding,
+                format!("bytes that are not valid {}", options.encoding.name()),
+                Some(raw),
+            )?;
+            continue;
+        }
+        let refs: Vec<Option<&str>> = values.iter().map(|v| v.as_deref()).collect();
+        sink.row(line, &refs, 0)?;
+    }
+    let hashing = rdr.into_inner();
+    Ok(hashing.finish(path, rows_read))
+}
+
+fn resolve(
+    header: &[String],
+    sink: &Sink<'_>,
+    path: &Path,
+    options: CsvOptions,
+) -> Result<Vec<Option<usize>>, IngestError> {
+    let positions: Vec<Option<usize>> = sink
+        .columns()
+        .iter()
+        .map(|c| c.position_in(header))
+        .collect();
+    let missing: Vec<String> = sink
+        .columns()
+        .iter()
+        .zip(&positions)
+        .filter(|(_, p)| p.is_none())
+        .map(|(c, _)| format!("{} (for {})", c.column, c.keys.join(", ")))
+        .collect();
+    if missing.is_empty() {
+        return Ok(positions);
+    }
+    Err(missing_columns_error(
+        sink.source_name(),
+        path,
+        missing,
+        header,
+        delimiter_hint(header, options.delimiter),
+    ))
+}
+
+/// When the whole header is one field containing another common delimiter, say so.
+pub fn delimiter_hint(header: &[String], delimiter: u8) -> Option<String> {
+    if header.len() != 1 {
+        return None;
+    }
+    let only = &header[0];
+    [b',', b';', b'|', b'\t']
+        .into_iter()
+        .filter(|d| *d != delimiter)
+        .map(|d| (d, only.matches(d as char).count()))
+        .filter(|(_, n)| *n > 0)
+        .max_by_key(|(_, n)| *n)
+        .map(|(d, _)| {
+            let shown = if d == b'\t' { "\\t".to_string() } else { (d as char).to_string() };
+            format!(
+                "the header is a single field; the file looks '{shown}'-delimited, so set format.delimiter = \"{shown}\""
+            )
+        })
+}
+
+fn raw_line(record: &csv::ByteRecord, options: CsvOptions) -> String {
+    let delimiter = options.delimiter as char;
+    record
+        .iter()
+        .map(|f| {
+            options
+                .encoding
+                .decode_without_bom_handling(f)
+                .0
+                .into_owned()
+        })
+        .collect::<Vec<_>>()
+        .join(&delimiter.to_string())
+}

@@ -1,0 +1,623 @@
+//! Ingestion: agency extracts (CSV, XLSX, JSON lines, Parquet) -> typed, validated Parquet in
+//! the workspace, with every input row accounted for.
+//!
+//! For each source: expand the path glob, read each file as a stream, apply the layout
+//! ([`mapping`]) and write `<workspace>/staged/<source>.parquet`; rows that cannot be read go to
+//! `<workspace>/quarantine/<source>.parquet` with file, row and reason. Files are first written
+//! under `staged/.tmp-<run>/` and moved into place only when every source succeeded, so a
+//! failed run leaves the previous staged data as it was. A run manifest (JSON) records per
+//! source the inputs (size, SHA-256), rows read / staged / quarantined, flag counts and timings;
+//! `rows_read == rows_staged + rows_quarantined` is checked before anything is published.
+
+pub mod canonical;
+pub mod csv;
+pub mod jsonl;
+pub mod mapping;
+pub mod parquet;
+pub mod sink;
+pub mod xlsx;
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use chrono::NaiveDate;
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::config::{Pipeline, Source, SourceFormat};
+use crate::normalize::QualityFlag;
+use crate::workspace::Workspace;
+use mapping::ColumnPlan;
+use sink::Sink;
+
+/// Ingestion errors. Each names the source, file and, where it applies, the row.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// The source's path matched no file.
+    #[error(
+        "source '{source_name}': no file matches {pattern} (paths are relative to the pipeline file; check the path and that tonight's extract arrived)"
+    )]
+    NoInput {
+        /// Source name.
+        source_name: String,
+        /// The pattern as resolved.
+        pattern: String,
+    },
+    /// The path pattern is not a valid glob.
+    #[error("source '{source_name}': invalid path pattern {pattern}: {message}")]
+    BadPattern {
+        /// Source name.
+        source_name: String,
+        /// The pattern.
+        pattern: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A file could not be opened.
+    #[error("cannot open {}: {source}", path.display())]
+    Open {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A file could not be read past some point.
+    #[error("cannot read {}{}: {message}", path.display(), row.map(|r| format!(", row {r}")).unwrap_or_default())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The row, when known.
+        row: Option<u64>,
+        /// What went wrong.
+        message: String,
+    },
+    /// A file has no header row.
+    #[error("{} is empty: no header row", path.display())]
+    EmptyFile {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A spreadsheet problem (no such sheet, unreadable workbook).
+    #[error("cannot read workbook {}: {message}", path.display())]
+    Sheet {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// The layout names columns the file does not have.
+    #[error(
+        "source '{source_name}': {} lacks column(s) {} required by the layout\n  header: {}{}",
+        path.display(),
+        missing.join(", "),
+        header,
+        hint.as_ref().map(|h| format!("\n  hint: {h}")).unwrap_or_default()
+    )]
+    MissingColumns {
+        /// Source name.
+        source_name: String,
+        /// The file.
+        path: PathBuf,
+        /// Missing columns with the layout keys that need them.
+        missing: Vec<String>,
+        /// The header found, abbreviated.
+        header: String,
+        /// A likely cause.
+        hint: Option<String>,
+    },
+    /// Writing the workspace failed (disk full, permissions).
+    #[error("cannot write {}: {message} (check free space and permissions of the workspace)", path.display())]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+    /// Rows were lost: a bug in terpadu.
+    #[error(
+        "internal error: source '{source_name}' read {read} rows but staged {staged} and quarantined {quarantined}; this is a bug in terpadu, please report it"
+    )]
+    Accounting {
+        /// Source name.
+        source_name: String,
+        /// Rows read.
+        read: u64,
+        /// Rows staged.
+        staged: u64,
+        /// Rows quarantined.
+        quarantined: u64,
+    },
+    /// A bug in terpadu.
+    #[error("internal error: {0}; this is a bug in terpadu, please report it")]
+    Internal(String),
+}
+
+impl IngestError {
+    /// A write error on `path`.
+    pub fn write(path: &Path, error: impl std::fmt::Display) -> Self {
+        IngestError::Write {
+            path: path.to_path_buf(),
+            message: error.to_string(),
+        }
+    }
+}
+
+/// Builds the missing-columns error with an abbreviated header.
+pub fn missing_columns_error(
+    source: &str,
+    path: &Path,
+    missing: Vec<String>,
+    header: &[String],
+    hint: Option<String>,
+) -> IngestError {
+    let shown: Vec<String> = header.iter().take(30).map(|h| format!("'{h}'")).collect();
+    let more = header.len().saturating_sub(30);
+    let mut header_text = shown.join(", ");
+    if more > 0 {
+        header_text.push_str(&format!(" and {more} more"));
+    }
+    IngestError::MissingColumns {
+        source_name: source.to_string(),
+        path: path.to_path_buf(),
+        missing,
+        header: header_text,
+        hint,
+    }
+}
+
+/// Wraps a reader to fingerprint (SHA-256) and count bytes while they stream past.
+pub struct HashingReader<R> {
+    inner: R,
+    hasher: Sha256,
+    bytes: u64,
+    progress: Option<ProgressBar>,
+}
+
+impl<R> HashingReader<R> {
+    /// Wraps `inner`; `progress` advances by bytes read.
+    pub fn new(inner: R, progress: Option<ProgressBar>) -> Self {
+        HashingReader {
+            inner,
+            hasher: Sha256::new(),
+            bytes: 0,
+            progress,
+        }
+    }
+
+    /// The fingerprint of everything read.
+    pub fn finish(self, path: &Path, rows_read: u64) -> InputFile {
+        InputFile {
+            path: path.display().to_string(),
+            bytes: self.bytes,
+            sha256: hex(&self.hasher.finalize()),
+            rows_read,
+        }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.bytes += n as u64;
+        if let Some(p) = &self.progress {
+            p.inc(n as u64);
+        }
+        Ok(n)
+    }
+}
+
+/// One input file as read.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct InputFile {
+    /// Path as resolved.
+    pub path: String,
+    /// Size in bytes.
+    pub bytes: u64,
+    /// SHA-256 of the content, hex.
+    pub sha256: String,
+    /// Data rows read from this file.
+    pub rows_read: u64,
+}
+
+/// What ingestion did with one source.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SourceManifest {
+    /// Source name (the SQL table).
+    pub name: String,
+    /// Role.
+    pub role: String,
+    /// Layout name.
+    pub layout: String,
+    /// Program code, for program sources.
+    pub program: Option<String>,
+    /// Input files.
+    pub inputs: Vec<InputFile>,
+    /// Rows read (excluding headers and blank lines).
+    pub rows_read: u64,
+    /// Rows staged.
+    pub rows_staged: u64,
+    /// Rows quarantined.
+    pub rows_quarantined: u64,
+    /// Quarantined rows by reason.
+    pub quarantined_by_reason: BTreeMap<String, u64>,
+    /// Blank spreadsheet rows skipped.
+    pub blank_rows_skipped: u64,
+    /// Staged rows per quality flag (only flags that occurred).
+    pub quality_flags: BTreeMap<String, u64>,
+    /// Staged rows per NIK status.
+    pub nik_status: BTreeMap<String, u64>,
+    /// Staged Parquet file, relative to the workspace.
+    pub staged_file: String,
+    /// Quarantine Parquet file, relative to the workspace.
+    pub quarantine_file: String,
+    /// Wall time in seconds.
+    pub seconds: f64,
+}
+
+/// The manifest of one ingest run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IngestManifest {
+    /// Run id.
+    pub run_id: String,
+    /// Pipeline name.
+    pub pipeline: String,
+    /// Pipeline file.
+    pub pipeline_file: String,
+    /// terpadu version.
+    pub terpadu_version: String,
+    /// Start (UTC, RFC 3339).
+    pub started_at: String,
+    /// End (UTC, RFC 3339).
+    pub finished_at: String,
+    /// Wall time in seconds.
+    pub seconds: f64,
+    /// Reference date for future-date checks.
+    pub reference_date: String,
+    /// Peak resident memory of the ingest process, bytes.
+    pub peak_rss_bytes: Option<u64>,
+    /// One entry per source ingested.
+    pub sources: Vec<SourceManifest>,
+}
+
+impl IngestManifest {
+    /// Totals over sources: (rows read, staged, quarantined, input bytes).
+    pub fn totals(&self) -> (u64, u64, u64, u64) {
+        self.sources.iter().fold((0, 0, 0, 0), |t, s| {
+            (
+                t.0 + s.rows_read,
+                t.1 + s.rows_staged,
+                t.2 + s.rows_quarantined,
+                t.3 + s.inputs.iter().map(|i| i.bytes).sum::<u64>(),
+            )
+        })
+    }
+}
+
+/// Options of an ingest run.
+#[derive(Debug, Clone)]
+pub struct IngestOptions {
+    /// Only these sources (empty: all).
+    pub only: Vec<String>,
+    /// Reference date for "birth date in the future" checks (normally today).
+    pub today: NaiveDate,
+    /// Draw progress bars (on a terminal).
+    pub progress: bool,
+    /// Worker threads (sources are staged in parallel).
+    pub threads: usize,
+}
+
+/// Expands a source's path pattern into a sorted list of files.
+pub fn expand_inputs(source: &Source) -> Result<Vec<PathBuf>, IngestError> {
+    let bad = |message: String| IngestError::BadPattern {
+        source_name: source.name.clone(),
+        pattern: source.path.clone(),
+        message,
+    };
+    let mut files: Vec<PathBuf> = glob::glob(&source.path)
+        .map_err(|e| bad(e.to_string()))?
+        .filter_map(Result::ok)
+        .filter(|p| p.is_file())
+        // Arrival markers and partial downloads are not data.
+        .filter(|p| {
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            !(name.ends_with(".done")
+                || name.starts_with('.')
+                || name == "_SUCCESS"
+                || name.ends_with(".part"))
+        })
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(IngestError::NoInput {
+            source_name: source.name.clone(),
+            pattern: source.path.clone(),
+        });
+    }
+    Ok(files)
+}
+
+/// Reads the header of each input of a source and reports the layout columns it lacks
+/// (used by `terpadu check`; reads no data rows).
+pub fn check_inputs(
+    source: &Source,
+    default_province: Option<String>,
+) -> Result<Vec<PathBuf>, IngestError> {
+    let files = expand_inputs(source)?;
+    let plan = ColumnPlan::new(
+        &source.name,
+        &source.layout,
+        source.program.clone(),
+        default_province,
+        chrono::Local::now().date_naive(),
+    );
+    for file in &files {
+        let header = match &source.format {
+            SourceFormat::Csv {
+                delimiter,
+                quote,
+                encoding,
+            } => csv::read_header(
+                file,
+                csv::CsvOptions::from_config(delimiter, quote, encoding),
+            )?,
+            SourceFormat::Xlsx { sheet, header_row } => {
+                xlsx::read_header(file, sheet.as_deref(), *header_row, &plan.columns)?
+            }
+            SourceFormat::Jsonl => jsonl::sample_paths(file, 200)?,
+            SourceFormat::Parquet => parquet::read_header(file)?,
+        };
+        let missing: Vec<String> = plan
+            .columns
+            .iter()
+            .filter(|c| c.position_in(&header).is_none())
+            .map(|c| format!("{} (for {})", c.column, c.keys.join(", ")))
+            .collect();
+        if !missing.is_empty() {
+            let hint = match &source.format {
+                SourceFormat::Csv { delimiter, .. } => {
+                    csv::delimiter_hint(&header, config_delimiter(delimiter))
+                }
+                SourceFormat::Jsonl => Some("JSON lines columns are dotted paths such as alamat.desa; checked against the first 200 lines".into()),
+                _ => None,
+            };
+            return Err(missing_columns_error(
+                &source.name,
+                file,
+                missing,
+                &header,
+                hint,
+            ));
+        }
+    }
+    Ok(files)
+}
+
+fn config_delimiter(delimiter: &str) -> u8 {
+    crate::config::pipeline::delimiter_byte(delimiter).unwrap_or(b',')
+}
+
+/// Ingests the pipeline's sources into its workspace.
+pub fn ingest(pipeline: &Pipeline, options: &IngestOptions) -> Result<IngestManifest, IngestError> {
+    let started = chrono::Utc::now();
+    let clock = Instant::now();
+    let workspace = Workspace::new(&pipeline.workspace);
+    let run_id = crate::workspace::new_run_id(started);
+    let tmp = workspace.staging_tmp(&run_id);
+    std::fs::create_dir_all(&tmp).map_err(|e| IngestError::write(&tmp, e))?;
+    let result = ingest_into(pipeline, options, &workspace, &tmp);
+    let sources = match result {
+        Ok(sources) => sources,
+        Err(e) => {
+            // Best effort: the previous staged data was never touched.
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Err(e);
+        }
+    };
+    // Publish: move every staged and quarantine file into place, then the manifest.
+    for source in &sources {
+        for relative in [&source.staged_file, &source.quarantine_file] {
+            let name = Path::new(relative).file_name().unwrap_or_default();
+            let kind = if relative.starts_with("staged/") {
+                "staged"
+            } else {
+                "quarantine"
+            };
+            let from = tmp.join(kind).join(name);
+            let to = workspace.root().join(relative);
+            std::fs::rename(&from, &to).map_err(|e| IngestError::write(&to, e))?;
+        }
+    }
+    let _ = std::fs::remove_dir_all(&tmp);
+    let manifest = IngestManifest {
+        run_id: run_id.clone(),
+        pipeline: pipeline.name.clone(),
+        pipeline_file: pipeline.file.display().to_string(),
+        terpadu_version: env!("CARGO_PKG_VERSION").to_string(),
+        started_at: started.to_rfc3339(),
+        finished_at: chrono::Utc::now().to_rfc3339(),
+        seconds: clock.elapsed().as_secs_f64(),
+        reference_date: options.today.to_string(),
+        peak_rss_bytes: crate::metrics::peak_rss_bytes(),
+        sources,
+    };
+    workspace
+        .write_manifest(&manifest)
+        .map_err(|e| IngestError::write(workspace.root(), e))?;
+    Ok(manifest)
+}
+
+fn ingest_into(
+    pipeline: &Pipeline,
+    options: &IngestOptions,
+    workspace: &Workspace,
+    tmp: &Path,
+) -> Result<Vec<SourceManifest>, IngestError> {
+    for dir in [
+        workspace.staged_dir(),
+        workspace.quarantine_dir(),
+        tmp.join("staged"),
+        tmp.join("quarantine"),
+    ] {
+        std::fs::create_dir_all(&dir).map_err(|e| IngestError::write(&dir, e))?;
+    }
+    let selected: Vec<&Source> = pipeline
+        .sources
+        .iter()
+        .filter(|s| options.only.is_empty() || options.only.contains(&s.name))
+        .collect();
+    // Resolve every input first: a missing extract fails the run before any work.
+    let mut jobs = Vec::new();
+    for source in &selected {
+        jobs.push((*source, expand_inputs(source)?));
+    }
+    let bars = MultiProgress::with_draw_target(if options.progress {
+        ProgressDrawTarget::stderr()
+    } else {
+        ProgressDrawTarget::hidden()
+    });
+    let style = ProgressStyle::with_template(
+        "{prefix:>12} [{bar:30}] {bytes:>10}/{total_bytes:<10} {bytes_per_sec:>12} {eta:>4} {msg}",
+    )
+    .unwrap_or_else(|_| ProgressStyle::default_bar())
+    .progress_chars("=> ");
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: std::sync::Mutex<Vec<(usize, Result<SourceManifest, IngestError>)>> =
+        std::sync::Mutex::new(Vec::new());
+    let threads = options.threads.clamp(1, jobs.len().max(1));
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let Some((source, files)) = jobs.get(i) else {
+                        break;
+                    };
+                    let total: u64 = files
+                        .iter()
+                        .filter_map(|f| std::fs::metadata(f).ok())
+                        .map(|m| m.len())
+                        .sum();
+                    let bar = bars.add(ProgressBar::new(total));
+                    bar.set_style(style.clone());
+                    bar.set_prefix(source.name.clone());
+                    let result = ingest_source(pipeline, source, files, options, tmp, bar.clone());
+                    bar.finish_with_message(match &result {
+                        Ok(m) => {
+                            format!("{} rows, {} quarantined", m.rows_staged, m.rows_quarantined)
+                        }
+                        Err(_) => "failed".to_string(),
+                    });
+                    if let Ok(mut r) = results.lock() {
+                        r.push((i, result));
+                    }
+                }
+            });
+        }
+    });
+    let mut results = results
+        .into_inner()
+        .map_err(|_| IngestError::Internal("a staging thread panicked".into()))?;
+    results.sort_by_key(|(i, _)| *i);
+    results.into_iter().map(|(_, r)| r).collect()
+}
+
+fn ingest_source(
+    pipeline: &Pipeline,
+    source: &Source,
+    files: &[PathBuf],
+    options: &IngestOptions,
+    tmp: &Path,
+    bar: ProgressBar,
+) -> Result<SourceManifest, IngestError> {
+    let clock = Instant::now();
+    tracing::info!(source = %source.name, files = files.len(), "Staging source.");
+    let mut plan = ColumnPlan::new(
+        &source.name,
+        &source.layout,
+        source.program.clone(),
+        pipeline.province.clone(),
+        options.today,
+    );
+    let staged_name = format!("{}.parquet", source.name);
+    let staged_tmp = tmp.join("staged").join(&staged_name);
+    let quarantine_tmp = tmp.join("quarantine").join(&staged_name);
+    let mut sink = Sink::create(&mut plan, &staged_tmp, &quarantine_tmp, bar)?;
+    let mut inputs = Vec::new();
+    for file in files {
+        sink.set_file(&file.display().to_string())?;
+        let input = match &source.format {
+            SourceFormat::Csv {
+                delimiter,
+                quote,
+                encoding,
+            } => csv::read_file(
+                file,
+                csv::CsvOptions::from_config(delimiter, quote, encoding),
+                &mut sink,
+            )?,
+            SourceFormat::Xlsx { sheet, header_row } => {
+                xlsx::read_file(file, sheet.as_deref(), *header_row, &mut sink)?
+            }
+            SourceFormat::Jsonl => jsonl::read_file(file, &mut sink)?,
+            SourceFormat::Parquet => parquet::read_file(file, &mut sink)?,
+        };
+        inputs.push(input);
+    }
+    let counts = sink.finish()?;
+    if counts.rows_read != counts.rows_staged + counts.rows_quarantined {
+        return Err(IngestError::Accounting {
+            source_name: source.name.clone(),
+            read: counts.rows_read,
+            staged: counts.rows_staged,
+            quarantined: counts.rows_quarantined,
+        });
+    }
+    let quality_flags = QualityFlag::ALL
+        .iter()
+        .filter(|f| counts.stage.flags[**f as usize] > 0)
+        .map(|f| (f.code().to_string(), counts.stage.flags[*f as usize]))
+        .collect();
+    let manifest = SourceManifest {
+        name: source.name.clone(),
+        role: source.role.as_str().to_string(),
+        layout: source.layout.name.clone(),
+        program: source.program.as_ref().map(|p| p.code.clone()),
+        inputs,
+        rows_read: counts.rows_read,
+        rows_staged: counts.rows_staged,
+        rows_quarantined: counts.rows_quarantined,
+        quarantined_by_reason: counts
+            .quarantined_by_reason
+            .iter()
+            .map(|(k, v)| (k.to_string(), *v))
+            .collect(),
+        blank_rows_skipped: counts.blank_rows_skipped,
+        quality_flags,
+        nik_status: counts
+            .stage
+            .nik_status
+            .iter()
+            .map(|(k, v)| (k.to_string(), *v))
+            .collect(),
+        staged_file: format!("staged/{staged_name}"),
+        quarantine_file: format!("quarantine/{staged_name}"),
+        seconds: clock.elapsed().as_secs_f64(),
+    };
+    tracing::info!(
+        source = %source.name,
+        rows_read = manifest.rows_read,
+        rows_staged = manifest.rows_staged,
+        rows_quarantined = manifest.rows_quarantined,
+        seconds = format!("{:.2}", manifest.seconds),
+        "Staged source."
+    );
+    Ok(manifest)
+}

@@ -1,0 +1,204 @@
+//! SQL over a pipeline's workspace: a DataFusion `SessionContext` with every staged source as a
+//! table (named after the source), the quarantine as `quarantine`, the ingest manifest as
+//! `ingest_sources`, and terpadu's functions (`nik_clean`, `normalize_name`, `mask_id`...).
+//!
+//! Later stages (registry, reports) register their Parquet here too, so planners query one
+//! place.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use arrow::array::{RecordBatch, StringArray, UInt64Array};
+use arrow::datatypes::{DataType, Field, Schema};
+use datafusion::datasource::MemTable;
+use datafusion::error::DataFusionError;
+use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
+
+use crate::workspace::Workspace;
+
+/// How query results are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// An aligned text table.
+    Table,
+    /// CSV with a header row.
+    Csv,
+    /// JSON lines, one object per row.
+    Json,
+}
+
+/// SQL errors: the query or the workspace is wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum SqlError {
+    /// Nothing has been staged yet.
+    #[error("the workspace {0} has no staged data yet; run `terpadu ingest PIPELINE` first")]
+    NothingStaged(String),
+    /// The query failed to plan or run.
+    #[error("{0}")]
+    Query(#[from] DataFusionError),
+    /// Writing the output failed.
+    #[error("cannot write results: {0}")]
+    Output(String),
+}
+
+/// A table registered in the session, for `\d` listings.
+#[derive(Debug, Clone)]
+pub struct TableInfo {
+    /// SQL name.
+    pub name: String,
+    /// What it holds.
+    pub description: String,
+}
+
+/// A session over one workspace.
+pub struct Session {
+    /// The DataFusion context.
+    pub ctx: SessionContext,
+    /// Registered tables.
+    pub tables: Vec<TableInfo>,
+}
+
+impl Session {
+    /// Registers everything the workspace holds.
+    pub async fn open(workspace: &Workspace) -> Result<Session, SqlError> {
+        let config = SessionConfig::new()
+            .with_information_schema(true)
+            .with_default_catalog_and_schema("terpadu", "public");
+        let ctx = SessionContext::new_with_config(config);
+        for udf in crate::normalize::udf::all() {
+            ctx.register_udf(udf);
+        }
+        let mut tables = Vec::new();
+        let manifest = workspace.read_manifest();
+        let Some(manifest) = manifest else {
+            return Err(SqlError::NothingStaged(
+                workspace.root().display().to_string(),
+            ));
+        };
+        let mut sources = manifest.sources.clone();
+        sources.sort_by(|a, b| a.name.cmp(&b.name));
+        for source in &sources {
+            let path = workspace.root().join(&source.staged_file);
+            if !path.exists() {
+                continue;
+            }
+            ctx.register_parquet(
+                &source.name,
+                path.to_string_lossy().as_ref(),
+                ParquetReadOptions::default(),
+            )
+            .await?;
+            tables.push(TableInfo {
+                name: source.name.clone(),
+                description: format!(
+                    "{} ({}), {} staged rows",
+                    source.role, source.layout, source.rows_staged
+                ),
+            });
+        }
+        let quarantine = workspace.quarantine_dir();
+        if quarantine.exists() {
+            ctx.register_parquet(
+                "quarantine",
+                &format!("{}/", quarantine.display()),
+                ParquetReadOptions::default(),
+            )
+            .await?;
+            tables.push(TableInfo {
+                name: "quarantine".into(),
+                description: "rows that could not be read, with file, row and reason".into(),
+            });
+        }
+        ctx.register_table("ingest_sources", Arc::new(manifest_table(&manifest)?))?;
+        tables.push(TableInfo {
+            name: "ingest_sources".into(),
+            description: format!("per-source counts of ingest run {}", manifest.run_id),
+        });
+        Ok(Session { ctx, tables })
+    }
+
+    /// Runs one statement and collects its result.
+    pub async fn query(&self, sql: &str) -> Result<Vec<RecordBatch>, SqlError> {
+        let frame = self.ctx.sql(sql).await?;
+        Ok(frame.collect().await?)
+    }
+}
+
+fn manifest_table(manifest: &crate::ingest::IngestManifest) -> Result<MemTable, SqlError> {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("source", DataType::Utf8, false),
+        Field::new("role", DataType::Utf8, false),
+        Field::new("layout", DataType::Utf8, false),
+        Field::new("files", DataType::UInt64, false),
+        Field::new("bytes", DataType::UInt64, false),
+        Field::new("rows_read", DataType::UInt64, false),
+        Field::new("rows_staged", DataType::UInt64, false),
+        Field::new("rows_quarantined", DataType::UInt64, false),
+        Field::new("nik_valid", DataType::UInt64, false),
+        Field::new("nik_missing", DataType::UInt64, false),
+        Field::new("nik_damaged", DataType::UInt64, false),
+        Field::new("nik_invalid", DataType::UInt64, false),
+    ]));
+    let s = &manifest.sources;
+    let col_u64 = |f: &dyn Fn(&crate::ingest::SourceManifest) -> u64| {
+        Arc::new(UInt64Array::from(s.iter().map(f).collect::<Vec<_>>()))
+    };
+    let status = |name: &'static str| {
+        move |m: &crate::ingest::SourceManifest| m.nik_status.get(name).copied().unwrap_or(0)
+    };
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(StringArray::from_iter_values(
+                s.iter().map(|m| m.name.as_str()),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                s.iter().map(|m| m.role.as_str()),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                s.iter().map(|m| m.layout.as_str()),
+            )),
+            col_u64(&|m| m.inputs.len() as u64),
+            col_u64(&|m| m.inputs.iter().map(|i| i.bytes).sum()),
+            col_u64(&|m| m.rows_read),
+            col_u64(&|m| m.rows_staged),
+            col_u64(&|m| m.rows_quarantined),
+            col_u64(&status("valid")),
+            col_u64(&status("missing")),
+            col_u64(&status("damaged")),
+            col_u64(&status("invalid")),
+        ],
+    )
+    .map_err(DataFusionError::from)?;
+    Ok(MemTable::try_new(schema, vec![vec![batch]])?)
+}
+
+/// Prints batches in the chosen format.
+pub fn print_batches(
+    out: &mut dyn Write,
+    batches: &[RecordBatch],
+    format: OutputFormat,
+) -> Result<(), SqlError> {
+    let err = |e: &dyn std::fmt::Display| SqlError::Output(e.to_string());
+    match format {
+        OutputFormat::Table => {
+            let table = arrow::util::pretty::pretty_format_batches(batches).map_err(|e| err(&e))?;
+            writeln!(out, "{table}").map_err(|e| err(&e))?;
+        }
+        OutputFormat::Csv => {
+            let mut writer = arrow::csv::WriterBuilder::new()
+                .with_header(true)
+                .build(out);
+            for batch in batches {
+                writer.write(batch).map_err(|e| err(&e))?;
+            }
+        }
+        OutputFormat::Json => {
+            let mut writer = arrow::json::LineDelimitedWriter::new(out);
+            let refs: Vec<&RecordBatch> = batches.iter().collect();
+            writer.write_batches(&refs).map_err(|e| err(&e))?;
+            writer.finish().map_err(|e| err(&e))?;
+        }
+    }
+    Ok(())
+}

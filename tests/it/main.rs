@@ -1,0 +1,8 @@
+//! terpadu's integration tests: one binary (linking DataFusion once), one module per area.
+//! Every test runs the real `terpadu` binary or library on real files in a fresh directory.
+
+mod cli;
+mod ingest;
+mod sample;
+mod sql;
+mod util;

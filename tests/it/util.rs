@@ -1,0 +1,174 @@
+//! Shared helpers: a scratch project directory and a command for the built binary.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use arrow::array::RecordBatch;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A command running the built `terpadu` binary.
+pub fn terpadu() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_terpadu"))
+}
+
+/// Runs `terpadu` with `args`; returns the output.
+pub fn run(args: &[&str]) -> Output {
+    terpadu().args(args).output().expect("terpadu runs")
+}
+
+/// Standard output and error as one string for assertion messages.
+pub fn text(output: &Output) -> String {
+    format!(
+        "status: {:?}\nstdout:\n{}\nstderr:\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// A scratch project: `pipelines/`, `schemas/` (copies of the shipped layouts) and data.
+pub struct Project {
+    /// Keeps the directory alive.
+    pub dir: tempfile::TempDir,
+}
+
+impl Project {
+    /// A new project with the shipped layouts copied in.
+    pub fn new() -> Project {
+        let dir = tempfile::tempdir().expect("tempdir");
+        copy_dir(&repo().join("schemas"), &dir.path().join("schemas"));
+        std::fs::create_dir_all(dir.path().join("pipelines")).expect("mkdir");
+        Project { dir }
+    }
+
+    /// A project with the shipped sample pipeline and sample data.
+    pub fn with_sample() -> Project {
+        let project = Project::new();
+        copy_dir(
+            &repo().join("sample_data"),
+            &project.path().join("sample_data"),
+        );
+        std::fs::copy(
+            repo().join("pipelines/sample.toml"),
+            project.path().join("pipelines/sample.toml"),
+        )
+        .expect("copy pipeline");
+        project
+    }
+
+    /// The project root.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Writes a file relative to the root.
+    pub fn write(&self, relative: &str, contents: impl AsRef<[u8]>) -> PathBuf {
+        let path = self.path().join(relative);
+        std::fs::create_dir_all(path.parent().expect("has parent")).expect("mkdir");
+        std::fs::write(&path, contents).expect("write");
+        path
+    }
+
+    /// The sample pipeline path, as a string.
+    pub fn pipeline(&self, name: &str) -> String {
+        self.path()
+            .join("pipelines")
+            .join(format!("{name}.toml"))
+            .display()
+            .to_string()
+    }
+
+    /// The workspace of pipeline `name` (default location).
+    pub fn workspace(&self, name: &str) -> PathBuf {
+        self.path().join("workspace").join(name)
+    }
+
+    /// The staged manifest of pipeline `name`.
+    pub fn manifest(&self, name: &str) -> serde_json::Value {
+        let text = std::fs::read_to_string(self.workspace(name).join("staged/_manifest.json"))
+            .expect("manifest exists");
+        serde_json::from_str(&text).expect("manifest is JSON")
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
+
+/// Reads every batch of a Parquet file.
+pub fn read_parquet(path: &Path) -> Vec<RecordBatch> {
+    let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+    ParquetRecordBatchReaderBuilder::try_new(file)
+        .expect("parquet")
+        .build()
+        .expect("reader")
+        .map(|b| b.expect("batch"))
+        .collect()
+}
+
+/// One column of a set of batches as optional strings (any type cast to text).
+pub fn column_text(batches: &[RecordBatch], name: &str) -> Vec<Option<String>> {
+    let mut out = Vec::new();
+    for batch in batches {
+        let column = batch
+            .column_by_name(name)
+            .unwrap_or_else(|| panic!("no column {name}"));
+        let text = arrow::compute::cast(column, &arrow::datatypes::DataType::Utf8).expect("cast");
+        let strings = text
+            .as_any()
+            .downcast_ref::<arrow::array::StringArray>()
+            .expect("strings");
+        out.extend(strings.iter().map(|s| s.map(String::from)));
+    }
+    out
+}
+
+/// A list column (e.g. quality_flags) as vectors of strings.
+pub fn column_lists(batches: &[RecordBatch], name: &str) -> Vec<Vec<String>> {
+    let mut out = Vec::new();
+    for batch in batches {
+        let column = batch.column_by_name(name).expect("list column");
+        let list = column
+            .as_any()
+            .downcast_ref::<arrow::array::ListArray>()
+            .expect("list");
+        for i in 0..list.len() {
+            let values = list.value(i);
+            let strings = values
+                .as_any()
+                .downcast_ref::<arrow::array::StringArray>()
+                .expect("strings");
+            out.push(strings.iter().flatten().map(String::from).collect());
+        }
+    }
+    out
+}
+
+/// The generator's truth file: (source, row) -> (person_id, noise tags).
+pub fn truth(dir: &Path) -> HashMap<(String, u64), (String, String)> {
+    let mut reader = csv::Reader::from_path(dir.join("truth.csv")).expect("truth.csv");
+    let mut out = HashMap::new();
+    for record in reader.records() {
+        let r = record.expect("truth row");
+        out.insert(
+            (r[0].to_string(), r[1].parse().expect("row number")),
+            (r[2].to_string(), r[4].to_string()),
+        );
+    }
+    out
+}
