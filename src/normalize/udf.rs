@@ -198,7 +198,8 @@ mod tests {
             .expect("runs");
         let row = &batch[0];
         let text = |i: usize| {
-            row.column(i)
+            let column = cast(row.column(i), &DataType::Utf8).expect("castable to text");
+            column
                 .as_any()
                 .downcast_ref::<StringArray>()
                 .map(|a| a.value(0).to_string())
