@@ -252,16 +252,16 @@ impl RawLayout {
         let mut fail = |key: String, message: String| {
             problems.push(Diagnostic::new(file, key, message));
         };
-        if let Some(stem) = file.file_stem().and_then(|s| s.to_str()) {
-            if stem != self.name {
-                fail(
-                    "name".into(),
-                    format!(
-                        "layout is named '{}' but its file is '{stem}.toml'; make them equal so pipelines can find it",
-                        self.name
-                    ),
-                );
-            }
+        if let Some(stem) = file.file_stem().and_then(|s| s.to_str())
+            && stem != self.name
+        {
+            fail(
+                "name".into(),
+                format!(
+                    "layout is named '{}' but its file is '{stem}.toml'; make them equal so pipelines can find it",
+                    self.name
+                ),
+            );
         }
         if self.fields.is_empty() {
             fail(

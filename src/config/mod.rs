@@ -212,17 +212,17 @@ pub fn load_pipeline(path: &Path, overrides: &Overrides) -> Result<Pipeline, Con
             }
             continue;
         };
-        if let (Some(region), None) = (&layout.region, &raw.province) {
-            if matches!(region, RegionSpec::Names { province: None, .. }) {
-                problems.push(Diagnostic::new(
-                    path,
-                    format!("sources[{index}].schema"),
-                    format!(
-                        "layout '{}' reads region names without a province column; set province = \"NN\" in the pipeline",
-                        layout.name
-                    ),
-                ));
-            }
+        if let (Some(RegionSpec::Names { province: None, .. }), None) =
+            (&layout.region, &raw.province)
+        {
+            problems.push(Diagnostic::new(
+                path,
+                format!("sources[{index}].schema"),
+                format!(
+                    "layout '{}' reads region names without a province column; set province = \"NN\" in the pipeline",
+                    layout.name
+                ),
+            ));
         }
         let absolute = pipeline::relative_to(path, Path::new(&source.path));
         sources.push(Source {

@@ -204,13 +204,33 @@ pub fn is_plain_identifier(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
-/// Resolves `path` relative to the directory of `file`.
+/// Resolves `path` relative to the directory of `file`, removing `.` and `..` lexically so
+/// messages show `workspace/sample`, not `pipelines/../workspace/sample`.
 pub fn relative_to(file: &Path, path: &Path) -> PathBuf {
-    if path.is_absolute() {
+    let joined = if path.is_absolute() {
         path.to_path_buf()
     } else {
         file.parent().unwrap_or(Path::new(".")).join(path)
+    };
+    let mut out = PathBuf::new();
+    for part in joined.components() {
+        match part {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir
+                if matches!(
+                    out.components().next_back(),
+                    Some(std::path::Component::Normal(_))
+                ) =>
+            {
+                out.pop();
+            }
+            other => out.push(other),
+        }
     }
+    if out.as_os_str().is_empty() {
+        out.push(".");
+    }
+    out
 }
 
 /// Checks one source's own settings (the layout is resolved by the caller).
@@ -276,6 +296,32 @@ pub fn check_source(file: &Path, index: usize, source: &RawSource, problems: &mu
             format!("only program sources take program fields; this source's role is {}", role.as_str()),
         )),
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_resolve_relative_to_the_pipeline_file() {
+        let file = Path::new("pipelines/sample.toml");
+        assert_eq!(
+            relative_to(file, Path::new("../sample_data/pkh/*.csv")),
+            PathBuf::from("sample_data/pkh/*.csv")
+        );
+        assert_eq!(
+            relative_to(Path::new("/srv/p/nightly.toml"), Path::new("../../x")),
+            PathBuf::from("/x")
+        );
+        assert_eq!(
+            relative_to(Path::new("p.toml"), Path::new("../w")),
+            PathBuf::from("../w")
+        );
+        assert_eq!(
+            relative_to(file, Path::new("/abs/x.csv")),
+            PathBuf::from("/abs/x.csv")
+        );
     }
 }
 

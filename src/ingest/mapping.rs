@@ -480,23 +480,19 @@ fn parse_date_cell(raw: Option<&str>, numeric: bool, formats: &[String]) -> Pars
     let Some(text) = raw else {
         return dates::parse_date("", formats);
     };
-    if numeric {
-        if let Ok(serial) = text.parse::<f64>() {
-            // Excel's day 1 is 1900-01-01, with the 1900 leap-year bug: serial 60 is a
-            // fictitious 29 Feb, so day 0 is effectively 1899-12-30 for every later date.
-            if (61.0..=80_000.0).contains(&serial) {
-                let base = NaiveDate::from_ymd_opt(1899, 12, 30);
-                if let Some(date) =
-                    base.and_then(|b| b.checked_add_days(chrono::Days::new(serial as u64)))
-                {
-                    return ParsedDate {
-                        date: Some(date),
-                        placeholder: dates::is_placeholder(date),
-                        unparsed: false,
-                    };
-                }
-            }
-        }
+    // Excel's day 1 is 1900-01-01, with the 1900 leap-year bug: serial 60 is a fictitious
+    // 29 Feb, so day 0 is effectively 1899-12-30 for every later date.
+    if numeric
+        && let Ok(serial) = text.parse::<f64>()
+        && (61.0..=80_000.0).contains(&serial)
+        && let Some(date) = NaiveDate::from_ymd_opt(1899, 12, 30)
+            .and_then(|b| b.checked_add_days(chrono::Days::new(serial as u64)))
+    {
+        return ParsedDate {
+            date: Some(date),
+            placeholder: dates::is_placeholder(date),
+            unparsed: false,
+        };
     }
     dates::parse_date(text, formats)
 }
@@ -512,10 +508,10 @@ fn map_code(spec: &FieldSpec, raw: Option<&str>, flags: &mut QualityFlags) -> Op
         return Some((*v).to_string());
     }
     // A canonical value written as such is accepted as-is.
-    if let FieldKind::Code(allowed) = spec.field.kind() {
-        if let Some(v) = allowed.iter().find(|a| a.eq_ignore_ascii_case(&key)) {
-            return Some((*v).to_string());
-        }
+    if let FieldKind::Code(allowed) = spec.field.kind()
+        && let Some(v) = allowed.iter().find(|a| a.eq_ignore_ascii_case(&key))
+    {
+        return Some((*v).to_string());
     }
     flags.insert(QualityFlag::CodeUnmapped);
     None
@@ -624,10 +620,10 @@ fn resolve_region(
         }
     }
     // Official names for resolved codes; the source's own text where no code was found.
-    for i in 0..4 {
-        out.names[i] = match &out.codes[i] {
+    for ((name, code), cell) in out.names.iter_mut().zip(&out.codes).zip(cells) {
+        *name = match code {
             Some(code) => index.get(code).map(|r| r.name.clone()),
-            None => cells[i]
+            None => cell
                 .clone()
                 .filter(|_| matches!(spec, RegionSpec::Names { .. })),
         };

@@ -147,7 +147,6 @@ impl<'a> Sink<'a> {
         values: &[Option<&str>],
         numeric: u64,
     ) -> Result<(), IngestError> {
-        self.counts.rows_read += 1;
         let blank = |v: &Option<&str>| v.is_none_or(|s| s.trim().is_empty());
         if !self.identity_slots.is_empty()
             && self
@@ -160,7 +159,6 @@ impl<'a> Sink<'a> {
                 .map(|v| v.unwrap_or(""))
                 .collect::<Vec<_>>()
                 .join(" | ");
-            self.counts.rows_read -= 1;
             return self.quarantine(
                 row,
                 QuarantineCode::NoIdentity,
@@ -168,6 +166,7 @@ impl<'a> Sink<'a> {
                 Some(raw),
             );
         }
+        self.counts.rows_read += 1;
         self.rows.push(row);
         self.numeric.push(numeric);
         for (builder, value) in self.columns.iter_mut().zip(values) {

@@ -75,14 +75,14 @@ pub fn parse_date(raw: &str, formats: &[String]) -> ParsedDate {
     // A survey's 98 for an unknown day or month: read it as the 15th / July and flag it.
     if value.contains(UNKNOWN_COMPONENT) {
         for format in formats.iter().map(String::as_str).chain([ISO_FORMAT]) {
-            if let Some(repaired) = replace_unknown_components(value, format) {
-                if let Ok(date) = NaiveDate::parse_from_str(&repaired, format) {
-                    return ParsedDate {
-                        date: Some(date),
-                        placeholder: true,
-                        unparsed: false,
-                    };
-                }
+            if let Some(repaired) = replace_unknown_components(value, format)
+                && let Ok(date) = NaiveDate::parse_from_str(&repaired, format)
+            {
+                return ParsedDate {
+                    date: Some(date),
+                    placeholder: true,
+                    unparsed: false,
+                };
             }
         }
     }
