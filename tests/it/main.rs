@@ -2,6 +2,7 @@
 //! Every test runs the real `terpadu` binary or library on real files in a fresh directory.
 
 mod cli;
+mod formats;
 mod ingest;
 mod sample;
 mod sql;
