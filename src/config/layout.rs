@@ -28,8 +28,12 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::Diagnostic;
-use crate::ingest::canonical::{CanonicalField, FieldKind};
+use crate::ingest::canonical::{CanonicalField, FieldKind, extra_column_name};
 use crate::normalize::dates;
+
+/// Most distinct agency columns one layout may read (readers track numeric cells in a
+/// 64-bit mask per row).
+pub const MAX_COLUMNS: usize = 64;
 
 /// A layout file as written.
 #[derive(Debug, Deserialize)]
@@ -280,8 +284,18 @@ impl RawLayout {
                 continue;
             };
             let path = format!("fields.{key}");
-            if raw.column.trim().is_empty() {
-                fail(format!("{path}.column"), "column must not be empty".into());
+            for (i, column) in std::iter::once(&raw.column).chain(&raw.aliases).enumerate() {
+                if header_key(column).is_empty() {
+                    let key = if i == 0 {
+                        format!("{path}.column")
+                    } else {
+                        format!("{path}.aliases[{}]", i - 1)
+                    };
+                    fail(
+                        key,
+                        format!("'{column}' has no letters or digits to match a header by"),
+                    );
+                }
             }
             let kind = field.kind();
             if !raw.formats.is_empty() && kind != FieldKind::Date {
@@ -325,6 +339,12 @@ impl RawLayout {
                 ),
                 _ => {}
             }
+            if raw.separator.as_deref().is_some_and(str::is_empty) {
+                fail(
+                    format!("{path}.separator"),
+                    "separator must not be empty".into(),
+                );
+            }
             if raw.separator.is_some() && kind != FieldKind::List {
                 fail(
                     format!("{path}.separator"),
@@ -347,10 +367,49 @@ impl RawLayout {
         fields.sort_by_key(|f| f.field);
         if let Some(region) = &self.region {
             for (key, column) in region.columns() {
-                if column.trim().is_empty() {
-                    fail(format!("region.{key}"), "column must not be empty".into());
+                if header_key(column).is_empty() {
+                    fail(
+                        format!("region.{key}"),
+                        format!("'{column}' has no letters or digits to match a header by"),
+                    );
                 }
             }
+        }
+        let mut extras: BTreeMap<String, &str> = BTreeMap::new();
+        for (i, column) in self.keep.iter().enumerate() {
+            let name = extra_column_name(column);
+            if header_key(column).is_empty() {
+                fail(
+                    format!("keep[{i}]"),
+                    format!("'{column}' has no letters or digits to match a header by"),
+                );
+            } else if let Some(first) = extras.insert(name.clone(), column) {
+                fail(
+                    format!("keep[{i}]"),
+                    format!("'{column}' and '{first}' would both be staged as {name}; keep one"),
+                );
+            }
+        }
+        let mut distinct: Vec<String> = fields
+            .iter()
+            .map(|f: &FieldSpec| header_key(&f.column))
+            .chain(
+                self.region
+                    .iter()
+                    .flat_map(|r| r.columns().into_iter().map(|(_, c)| header_key(c))),
+            )
+            .chain(self.keep.iter().map(|c| header_key(c)))
+            .collect();
+        distinct.sort();
+        distinct.dedup();
+        if distinct.len() > MAX_COLUMNS {
+            fail(
+                "fields".into(),
+                format!(
+                    "the layout reads {} distinct columns; at most {MAX_COLUMNS} are supported (drop some keep entries)",
+                    distinct.len()
+                ),
+            );
         }
         (problems.len() == before).then(|| Layout {
             name: self.name,

@@ -271,15 +271,43 @@ pub fn check_source(file: &Path, index: usize, source: &RawSource, problems: &mu
                 format!("'{quote}' must be one ASCII character"),
             ));
         }
-        if encoding_rs::Encoding::for_label(encoding.as_bytes()).is_none() {
-            problems.push(Diagnostic::new(
+        match encoding_rs::Encoding::for_label(encoding.as_bytes()) {
+            None => problems.push(Diagnostic::new(
                 file,
                 key("format.encoding"),
                 format!(
                     "unknown encoding '{encoding}' (use a label such as utf-8, windows-1252, iso-8859-1)"
                 ),
+            )),
+            Some(e) if !e.is_ascii_compatible() || e == encoding_rs::REPLACEMENT => {
+                problems.push(Diagnostic::new(
+                    file,
+                    key("format.encoding"),
+                    format!(
+                        "'{encoding}' is not an ASCII-compatible encoding; convert the file (e.g. UTF-16 to UTF-8) before loading"
+                    ),
+                ))
+            }
+            Some(_) => {}
+        }
+        if delimiter == quote {
+            problems.push(Diagnostic::new(
+                file,
+                key("format.quote"),
+                "the quote character must differ from the delimiter",
             ));
         }
+    }
+    if let SourceFormat::Xlsx {
+        header_row: Some(0),
+        ..
+    } = &source.format
+    {
+        problems.push(Diagnostic::new(
+            file,
+            key("format.header_row"),
+            "rows are numbered from 1, as Excel shows them",
+        ));
     }
     match (source.role, &source.program) {
         (SourceRole::Program, None) => problems.push(Diagnostic::new(

@@ -10,6 +10,7 @@ use encoding_rs::{Encoding, UTF_8};
 
 use super::sink::{QuarantineCode, Sink};
 use super::{HashingReader, IngestError, InputFile, missing_columns_error};
+use crate::config::layout::header_key;
 use crate::config::pipeline::delimiter_byte;
 
 /// How to read one CSV source.
@@ -34,11 +35,73 @@ impl CsvOptions {
     }
 }
 
+/// Tracks where each non-empty physical line starts, so a record's line number is exact for
+/// CRLF files and after blank lines (the csv crate's own positions are not, there).
+pub struct LineTracker<R> {
+    inner: R,
+    offset: u64,
+    line: u64,
+    at_line_start: bool,
+    starts: std::collections::VecDeque<(u64, u64)>,
+}
+
+impl<R> LineTracker<R> {
+    fn new(inner: R) -> Self {
+        LineTracker {
+            inner,
+            offset: 0,
+            line: 1,
+            at_line_start: true,
+            starts: std::collections::VecDeque::new(),
+        }
+    }
+
+    /// The line number of the record whose first byte is at or after byte `offset`.
+    fn line_at(&mut self, offset: u64) -> Option<u64> {
+        while self
+            .starts
+            .front()
+            .is_some_and(|(start, _)| *start < offset)
+        {
+            self.starts.pop_front();
+        }
+        self.starts.front().map(|(_, line)| *line)
+    }
+
+    fn into_inner(self) -> R {
+        self.inner
+    }
+}
+
+impl<R: std::io::Read> std::io::Read for LineTracker<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        for byte in &buf[..n] {
+            match byte {
+                b'\n' => {
+                    self.line += 1;
+                    self.at_line_start = true;
+                }
+                b'\r' => {}
+                _ if self.at_line_start => {
+                    self.starts.push_back((self.offset, self.line));
+                    self.at_line_start = false;
+                }
+                _ => {}
+            }
+            self.offset += 1;
+        }
+        Ok(n)
+    }
+}
+
+type CsvReader = csv::Reader<LineTracker<HashingReader<BufReader<File>>>>;
+
 fn reader(
     path: &Path,
     options: CsvOptions,
     sink_bytes: Option<&Sink<'_>>,
-) -> Result<csv::Reader<HashingReader<BufReader<File>>>, IngestError> {
+) -> Result<CsvReader, IngestError> {
     let file = File::open(path).map_err(|source| IngestError::Open {
         path: path.to_path_buf(),
         source,
@@ -49,10 +112,10 @@ fn reader(
         .quote(options.quote)
         .flexible(true)
         .has_headers(false)
-        .from_reader(HashingReader::new(
+        .from_reader(LineTracker::new(HashingReader::new(
             BufReader::with_capacity(1 << 20, file),
             progress,
-        )))
+        ))))
 }
 
 fn decode<'a>(bytes: &'a [u8], encoding: &'static Encoding) -> Option<Cow<'a, str>> {
@@ -83,12 +146,16 @@ pub fn read_header(path: &Path, options: CsvOptions) -> Result<Vec<String>, Inge
         .iter()
         .enumerate()
         .map(|(i, field)| {
-            let text = String::from_utf8_lossy(field).into_owned();
-            if i == 0 {
-                text.trim_start_matches('\u{feff}').to_string()
+            let field = if i == 0 {
+                field.strip_prefix(b"\xef\xbb\xbf").unwrap_or(field)
             } else {
-                text
-            }
+                field
+            };
+            options
+                .encoding
+                .decode_without_bom_handling(field)
+                .0
+                .into_owned()
         })
         .collect())
 }
@@ -101,6 +168,7 @@ pub fn read_file(
 ) -> Result<InputFile, IngestError> {
     let header = read_header(path, options)?;
     let positions = resolve(&header, sink, path, options)?;
+    let header_keys: Vec<String> = header.iter().map(|h| header_key(h)).collect();
     let mut rdr = reader(path, options, Some(sink))?;
     let mut record = csv::ByteRecord::new();
     // Skip the header record.
@@ -118,21 +186,53 @@ pub fn read_file(
         if !more {
             break;
         }
-        let line = record.position().map_or(0, |p| p.line());
-        rows_read += 1;
-        if record.len() != expected {
+        let position = record.position().cloned();
+        let line = position
+            .as_ref()
+            .and_then(|p| rdr.get_mut().line_at(p.byte()))
+            .or(position.as_ref().map(|p| p.line()))
+            .unwrap_or(0);
+        // A trailing delimiter on data rows (common in DTKS exports) adds empty fields.
+        let extra_empty = record.len() > expected
+            && record
+                .iter()
+                .skip(expected)
+                .all(|f| f.iter().all(|b| b.is_ascii_whitespace()));
+        // An unbalanced quote can also swallow lines into a record that happens to have the
+        // right field count: a field holding line breaks and many delimiters is such a case.
+        let swallowed = record.iter().any(|f| {
+            f.contains(&b'\n')
+                && f.iter().filter(|b| **b == options.delimiter).count() >= expected.max(2) / 2
+        });
+        if (record.len() != expected && !extra_empty) || swallowed {
             let raw = raw_line(&record, options);
-            sink.quarantine(
-                line,
-                QuarantineCode::WrongColumnCount,
-                format!(
-                    "expected {expected} fields as in the header, found {}",
-                    record.len()
-                ),
-                Some(raw),
-            )?;
+            // An unbalanced quote swallows the following lines into one record: account for
+            // every physical line it spans, each under its own number.
+            let lines: Vec<&str> = raw.split('\n').collect();
+            for (k, part) in lines.iter().enumerate() {
+                rows_read += 1;
+                let reason = if lines.len() > 1 {
+                    format!(
+                        "an unbalanced quote joined lines {line}-{} into one record of {} fields (the header has {expected})",
+                        line + lines.len() as u64 - 1,
+                        record.len(),
+                    )
+                } else {
+                    format!(
+                        "expected {expected} fields as in the header, found {}",
+                        record.len()
+                    )
+                };
+                sink.quarantine(
+                    line + k as u64,
+                    QuarantineCode::WrongColumnCount,
+                    reason,
+                    Some(part.trim_end_matches('\r').to_string()),
+                )?;
+            }
             continue;
         }
+        rows_read += 1;
         let decoded_ok =
             options.encoding != UTF_8 || std::str::from_utf8(record.as_slice()).is_ok();
         if !decoded_ok {
@@ -148,15 +248,15 @@ pub fn read_file(
         let mut values: Vec<Option<Cow<'_, str>>> = Vec::with_capacity(positions.len());
         let mut bad_encoding = false;
         for pos in &positions {
-            match pos {
-                Some(i) => match record.get(*i).map(|f| decode(f, options.encoding)) {
-                    Some(Some(text)) => values.push(Some(text)),
-                    Some(None) => {
-                        bad_encoding = true;
-                        values.push(None);
-                    }
-                    None => values.push(None),
-                },
+            match pos
+                .and_then(|i| record.get(i))
+                .map(|f| decode(f, options.encoding))
+            {
+                Some(Some(text)) => values.push(Some(text)),
+                Some(None) => {
+                    bad_encoding = true;
+                    values.push(None);
+                }
                 None => values.push(None),
             }
         }
@@ -170,13 +270,27 @@ pub fn read_file(
             )?;
             continue;
         }
+        // A header repeated inside the file (concatenated exports) is not a person.
+        if record.len() == expected
+            && record
+                .iter()
+                .zip(&header_keys)
+                .all(|(f, h)| header_key(&String::from_utf8_lossy(f)) == *h)
+        {
+            sink.quarantine(
+                line,
+                QuarantineCode::RepeatedHeader,
+                "the header row repeated inside the file".into(),
+                Some(raw_line(&record, options)),
+            )?;
+            continue;
+        }
         let refs: Vec<Option<&str>> = values.iter().map(|v| v.as_deref()).collect();
         sink.row(line, &refs, 0)?;
     }
-    let hashing = rdr.into_inner();
+    let hashing = rdr.into_inner().into_inner();
     Ok(hashing.finish(path, rows_read))
 }
-
 fn resolve(
     header: &[String],
     sink: &Sink<'_>,

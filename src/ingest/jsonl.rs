@@ -7,13 +7,30 @@ use std::path::Path;
 
 use serde_json::Value;
 
+use super::mapping::NeededColumn;
 use super::sink::{QuarantineCode, Sink};
-use super::{HashingReader, IngestError, InputFile};
+use super::{HashingReader, IngestError, InputFile, missing_columns_error};
+use crate::config::layout::header_key;
 
-/// Follows a dotted path into a JSON object.
-fn lookup<'v>(object: &'v Value, path: &str) -> Option<&'v Value> {
-    path.split('.')
-        .try_fold(object, |value, key| value.get(key))
+/// Follows a dotted path into a JSON object; keys match exactly, else ignoring case and
+/// punctuation like headers do (`NIK` for `nik`).
+fn lookup_path<'v>(object: &'v Value, path: &str) -> Option<&'v Value> {
+    path.split('.').try_fold(object, |value, key| {
+        let map = value.as_object()?;
+        map.get(key).or_else(|| {
+            let wanted = header_key(key);
+            map.iter()
+                .find(|(name, _)| header_key(name) == wanted)
+                .map(|(_, v)| v)
+        })
+    })
+}
+
+/// The value of a needed column: its path, else one of its aliases.
+fn lookup<'v>(object: &'v Value, column: &NeededColumn) -> Option<&'v Value> {
+    std::iter::once(&column.column)
+        .chain(&column.aliases)
+        .find_map(|path| lookup_path(object, path))
 }
 
 /// Renders a JSON value as cell text; floats are flagged numeric (digits may be lost).
@@ -22,8 +39,14 @@ fn value_text(value: &Value) -> Option<(String, bool)> {
         Value::Null => None,
         Value::String(s) => Some((s.clone(), false)),
         Value::Bool(b) => Some((b.to_string(), false)),
-        // Integers parse exactly (u64/i64); only floats may have lost digits.
-        Value::Number(n) => Some((n.to_string(), n.is_f64())),
+        // Integers parse exactly (u64/i64); only floats may have lost digits. Whole floats are
+        // written without `.0`, as spreadsheets show them.
+        Value::Number(n) => match n.as_f64() {
+            Some(f) if n.is_f64() && f.fract() == 0.0 && f.abs() < 1e17 => {
+                Some((format!("{f:.0}"), true))
+            }
+            _ => Some((n.to_string(), n.is_f64())),
+        },
         other => Some((other.to_string(), false)),
     }
 }
@@ -68,7 +91,8 @@ pub fn read_file(path: &Path, sink: &mut Sink<'_>) -> Result<InputFile, IngestEr
         1 << 20,
         HashingReader::new(file, Some(sink.progress.clone())),
     );
-    let paths: Vec<String> = sink.columns().iter().map(|c| c.column.clone()).collect();
+    let columns = sink.columns().to_vec();
+    let mut seen = vec![false; columns.len()];
     let mut line = Vec::new();
     let mut line_number = 0u64;
     let mut rows_read = 0u64;
@@ -86,7 +110,7 @@ pub fn read_file(path: &Path, sink: &mut Sink<'_>) -> Result<InputFile, IngestEr
         }
         line_number += 1;
         let text = match std::str::from_utf8(&line) {
-            Ok(text) => text.trim(),
+            Ok(text) => text.trim_start_matches('\u{feff}').trim(),
             Err(e) => {
                 rows_read += 1;
                 sink.quarantine(
@@ -124,9 +148,14 @@ pub fn read_file(path: &Path, sink: &mut Sink<'_>) -> Result<InputFile, IngestEr
             continue;
         }
         let mut numeric = 0u64;
-        let cells: Vec<Option<(String, bool)>> = paths
+        let cells: Vec<Option<(String, bool)>> = columns
             .iter()
-            .map(|p| lookup(&value, p).and_then(value_text))
+            .zip(seen.iter_mut())
+            .map(|(column, seen)| {
+                let found = lookup(&value, column);
+                *seen |= found.is_some();
+                found.and_then(value_text)
+            })
             .collect();
         for (slot, cell) in cells.iter().enumerate() {
             if matches!(cell, Some((_, true))) && slot < 64 {
@@ -138,6 +167,24 @@ pub fn read_file(path: &Path, sink: &mut Sink<'_>) -> Result<InputFile, IngestEr
             .map(|c| c.as_ref().map(|(t, _)| t.as_str()))
             .collect();
         sink.row(line_number, &values, numeric)?;
+    }
+    // A path that no object has is a layout mistake, not missing data.
+    let missing: Vec<String> = columns
+        .iter()
+        .zip(&seen)
+        .filter(|(_, seen)| !**seen)
+        .map(|(c, _)| format!("{} (for {})", c.column, c.keys.join(", ")))
+        .collect();
+    if rows_read > 0 && !missing.is_empty() {
+        return Err(missing_columns_error(
+            sink.source_name(),
+            path,
+            missing,
+            &sample_paths(path, 200)?,
+            Some(
+                "JSON lines columns are dotted paths such as alamat.desa; no line has these".into(),
+            ),
+        ));
     }
     let hashing = reader.into_inner();
     Ok(hashing.finish(path, rows_read))

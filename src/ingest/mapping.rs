@@ -38,13 +38,14 @@ pub struct NeededColumn {
 }
 
 impl NeededColumn {
-    /// Finds this column in a header row (ignoring case, spaces and punctuation).
+    /// Finds this column in a header row (ignoring case, spaces and punctuation): the
+    /// layout's column first, then each alias in order.
     pub fn position_in(&self, header: &[String]) -> Option<usize> {
-        let wanted: Vec<String> = std::iter::once(&self.column)
+        let keys: Vec<String> = header.iter().map(|h| header_key(h)).collect();
+        std::iter::once(&self.column)
             .chain(&self.aliases)
             .map(|c| header_key(c))
-            .collect();
-        header.iter().position(|h| wanted.contains(&header_key(h)))
+            .find_map(|wanted| keys.iter().position(|k| *k == wanted))
     }
 }
 
@@ -242,7 +243,8 @@ impl ColumnPlan {
             let birth_date = match &birth {
                 Some((formats, slot)) => {
                     let raw_value = value(*slot, row);
-                    let parsed = parse_date_cell(raw_value, numeric(*slot, row), formats);
+                    let parsed =
+                        parse_date_cell(raw_value, numeric(*slot, row), formats, self.today);
                     flags.extend(dates::birth_date_flags(
                         &parsed,
                         raw_value.is_some(),
@@ -380,7 +382,8 @@ impl ColumnPlan {
             b.payee_role
                 .append_option(coded(CanonicalField::PayeeRole, &mut flags).as_deref());
             let death_date = death.as_ref().and_then(|(formats, slot)| {
-                let parsed = parse_date_cell(value(*slot, row), numeric(*slot, row), formats);
+                let parsed =
+                    parse_date_cell(value(*slot, row), numeric(*slot, row), formats, self.today);
                 if parsed.unparsed {
                     flags.insert(QualityFlag::ValueUnparsed);
                 }
@@ -476,10 +479,28 @@ fn date32(date: NaiveDate) -> i32 {
 }
 
 /// Reads a date cell: an Excel serial number in a numeric cell, else text with the formats.
-fn parse_date_cell(raw: Option<&str>, numeric: bool, formats: &[String]) -> ParsedDate {
+fn parse_date_cell(
+    raw: Option<&str>,
+    numeric: bool,
+    formats: &[String],
+    today: NaiveDate,
+) -> ParsedDate {
     let Some(text) = raw else {
-        return dates::parse_date("", formats);
+        return dates::parse_date("", formats, today);
     };
+    // A bare year typed into a date column is a year, not an Excel serial (1985 would read
+    // as 1905-06-07): no date can be taken from it.
+    if numeric
+        && text
+            .parse::<u32>()
+            .is_ok_and(|year| (1900..=2100).contains(&year))
+    {
+        return ParsedDate {
+            date: None,
+            placeholder: false,
+            unparsed: true,
+        };
+    }
     // Excel's day 1 is 1900-01-01, with the 1900 leap-year bug: serial 60 is a fictitious
     // 29 Feb, so day 0 is effectively 1899-12-30 for every later date.
     if numeric
@@ -494,7 +515,7 @@ fn parse_date_cell(raw: Option<&str>, numeric: bool, formats: &[String]) -> Pars
             unparsed: false,
         };
     }
-    dates::parse_date(text, formats)
+    dates::parse_date(text, formats, today)
 }
 
 /// Maps a coded value with the layout's codes, then the field's built-in codes.

@@ -321,19 +321,30 @@ pub fn expand_inputs(source: &Source) -> Result<Vec<PathBuf>, IngestError> {
         pattern: source.path.clone(),
         message,
     };
-    let mut files: Vec<PathBuf> = glob::glob(&source.path)
-        .map_err(|e| bad(e.to_string()))?
-        .filter_map(Result::ok)
-        .filter(|p| p.is_file())
-        // Arrival markers and partial downloads are not data.
-        .filter(|p| {
-            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            !(name.ends_with(".done")
-                || name.starts_with('.')
-                || name == "_SUCCESS"
-                || name.ends_with(".part"))
-        })
-        .collect();
+    // A path without wildcards is taken literally (agency file names contain brackets).
+    let has_wildcards = source.path.contains(['*', '?']);
+    let pattern = if has_wildcards {
+        source.path.clone()
+    } else {
+        glob::Pattern::escape(&source.path)
+    };
+    let mut files = Vec::new();
+    for entry in glob::glob(&pattern).map_err(|e| bad(e.to_string()))? {
+        let path = entry.map_err(|e| IngestError::Open {
+            path: e.path().to_path_buf(),
+            source: std::io::Error::new(e.error().kind(), e.error().to_string()),
+        })?;
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        // Arrival markers, partial downloads, hidden files and Excel lock files are not data.
+        let not_data = name.ends_with(".done")
+            || name == "_SUCCESS"
+            || name.ends_with(".part")
+            || name.starts_with('.')
+            || name.starts_with("~$");
+        if path.is_file() && !not_data {
+            files.push(path);
+        }
+    }
     files.sort();
     if files.is_empty() {
         return Err(IngestError::NoInput {
@@ -538,7 +549,7 @@ fn ingest_source(
     bar: ProgressBar,
 ) -> Result<SourceManifest, IngestError> {
     let clock = Instant::now();
-    tracing::info!(source = %source.name, files = files.len(), "Staging source.");
+    tracing::debug!(source = %source.name, files = files.len(), "Staging source.");
     let mut plan = ColumnPlan::new(
         &source.name,
         &source.layout,
@@ -611,13 +622,18 @@ fn ingest_source(
         quarantine_file: format!("quarantine/{staged_name}"),
         seconds: clock.elapsed().as_secs_f64(),
     };
-    tracing::info!(
-        source = %source.name,
-        rows_read = manifest.rows_read,
-        rows_staged = manifest.rows_staged,
-        rows_quarantined = manifest.rows_quarantined,
-        seconds = format!("{:.2}", manifest.seconds),
-        "Staged source."
-    );
+    // On a terminal the progress bars say this; log lines would tear them.
+    if options.progress {
+        tracing::debug!(source = %source.name, rows_read = manifest.rows_read, "Staged source.");
+    } else {
+        tracing::info!(
+            source = %source.name,
+            rows_read = manifest.rows_read,
+            rows_staged = manifest.rows_staged,
+            rows_quarantined = manifest.rows_quarantined,
+            seconds = format!("{:.2}", manifest.seconds),
+            "Staged source."
+        );
+    }
     Ok(manifest)
 }

@@ -34,6 +34,8 @@ pub enum QuarantineCode {
     NotAnObject,
     /// No NIK, KK or name: nothing to link the row to anyone (totals rows, notes).
     NoIdentity,
+    /// The header row repeated inside the data (concatenated exports, multi-page sheets).
+    RepeatedHeader,
 }
 
 impl QuarantineCode {
@@ -45,6 +47,7 @@ impl QuarantineCode {
             QuarantineCode::InvalidJson => "invalid_json",
             QuarantineCode::NotAnObject => "not_an_object",
             QuarantineCode::NoIdentity => "no_identity",
+            QuarantineCode::RepeatedHeader => "repeated_header",
         }
     }
 }

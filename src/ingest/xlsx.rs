@@ -5,13 +5,13 @@
 //! 1,048,576 rows, so that bounds memory; extracts larger than that arrive as CSV.
 
 use std::fs::File;
-use std::io::Read;
 use std::path::Path;
 
 use calamine::{Data, Reader, open_workbook_auto};
 
-use super::sink::Sink;
+use super::sink::{QuarantineCode, Sink};
 use super::{HashingReader, IngestError, InputFile, missing_columns_error};
+use crate::config::layout::header_key;
 use crate::ingest::mapping::NeededColumn;
 
 /// How many top rows are searched for the header when the pipeline does not say.
@@ -187,6 +187,26 @@ pub fn read_file(
     };
     let header = header_of(&sheet_rows.rows[header_index]);
     let positions: Vec<Option<usize>> = columns.iter().map(|c| c.position_in(&header)).collect();
+    // A declared header row is taken as declared: check it has every column.
+    let missing: Vec<String> = columns
+        .iter()
+        .zip(&positions)
+        .filter(|(_, p)| p.is_none())
+        .map(|(c, _)| format!("{} (for {})", c.column, c.keys.join(", ")))
+        .collect();
+    if !missing.is_empty() {
+        let hint = header_row.map(|n| {
+            format!("row {n} was declared as the header (format.header_row); is it the right row?")
+        });
+        return Err(missing_columns_error(
+            sink.source_name(),
+            path,
+            missing,
+            &header,
+            hint,
+        ));
+    }
+    let header_keys: Vec<String> = header.iter().map(|h| header_key(h)).collect();
     let mut rows_read = 0u64;
     for (offset, row) in sheet_rows.rows.iter().enumerate().skip(header_index + 1) {
         let excel_row = sheet_rows.first_row + offset as u64;
@@ -195,6 +215,26 @@ pub fn read_file(
             continue;
         }
         rows_read += 1;
+        // A header repeated further down (multi-page exports) is not a person.
+        if row.len() >= header_keys.len()
+            && row
+                .iter()
+                .zip(&header_keys)
+                .all(|((text, _), key)| header_key(text) == *key)
+        {
+            let raw = row
+                .iter()
+                .map(|(t, _)| t.as_str())
+                .collect::<Vec<_>>()
+                .join(" | ");
+            sink.quarantine(
+                excel_row,
+                QuarantineCode::RepeatedHeader,
+                "the header row repeated inside the sheet".into(),
+                Some(raw),
+            )?;
+            continue;
+        }
         let mut numeric = 0u64;
         let values: Vec<Option<&str>> = positions
             .iter()
@@ -210,12 +250,4 @@ pub fn read_file(
         sink.row(excel_row, &values, numeric)?;
     }
     Ok(hashing.finish(path, rows_read))
-}
-
-/// Reads at most `limit` bytes to sniff whether a file is a zip (xlsx) container.
-pub fn looks_like_xlsx(path: &Path) -> bool {
-    let mut magic = [0u8; 4];
-    File::open(path)
-        .and_then(|mut f| f.read_exact(&mut magic))
-        .is_ok_and(|()| &magic == b"PK\x03\x04")
 }

@@ -15,7 +15,9 @@
 //!    character except letters, `.` and `,` becomes a space (hyphens, slashes, underscores,
 //!    brackets...). Non-Latin letters are kept as they are.
 //! 2. **Leading titles** ([`LEADING_TITLES`]) are removed into `titles`, repeatedly, while at
-//!    least one other token follows (a single token is never a title: `ANDI` stays a name).
+//!    least one other token follows (a single token is never a title: `HAJI` stays a name).
+//!    South Sulawesi `ANDI` and `DAENG` are not in the list: `ANDI` is also one of the most
+//!    common given names, so both stay in the key (`ANDI MALLARANGENG`).
 //!    Titles are matched with dots removed (`K.H.` -> `KH`) and also after the spelling map of
 //!    rule 5 (`HADJI` -> `HAJI`, `TJOET` -> `CUT`); they are recorded in that dotless form.
 //!    Single letters: `H` at the start is always the pilgrimage title (`H. ABDUL`), `K. H.` is
@@ -45,7 +47,9 @@
 //!    maps only under the same condition: modern names have the `n`+`j` cluster (`SANJAYA`,
 //!    `PANJI`, `ANJANI`) and old `SANDJAJA` becomes modern `SANJAYA`, so mapping it always
 //!    would not be idempotent. `CH`->`KH` always applies (so `CHANDRA` -> `KHANDRA` on every
-//!    side). `old_spelling` is set when this rule changed a name or patronymic token.
+//!    side). `old_spelling` is set when this rule changed a name or patronymic token by a
+//!    sign other than `CH` (`OE`, `DJ`, `TJ`, `SJ`, `NJ`, and the `J` they license): modern
+//!    names have `CH` too, so `MICHAEL`, `RICHARD`, `CHANDRA` alone do not set it.
 //! 6. **Variants** ([`VARIANTS`]) are unified whole-token, looked up on the token as written
 //!    and again after rule 5: `MOCH`, `MUH`, `MHD`... -> `MUHAMMAD`, `ABD` -> `ABDUL`,
 //!    `ACHMAD` -> `AHMAD`, `SITTI` -> `SITI`. A first token `M` followed by more tokens is
@@ -71,7 +75,8 @@ pub struct NormalizedName {
     pub patronymic: Option<String>,
     /// Single-letter tokens kept in `name` that are initials, e.g. `["S"]` for `S. AMINAH`.
     pub initials: Vec<String>,
-    /// True when pre-1972 spelling (rule 5) was mapped in the name or patronymic.
+    /// True when pre-1972 spelling (rule 5) was mapped in the name or patronymic by a sign
+    /// other than `CH` alone (`SOEMIJATI`: yes; `MICHAEL` -> `MIKHAEL`: no).
     pub old_spelling: bool,
 }
 
@@ -93,8 +98,7 @@ pub const LEADING_TITLES: &[&str] = &[
     "TUBAGUS", "TB", "RATU",
     // Aceh
     "TEUKU", "TGK", "TEUNGKU", "CUT",
-    // South Sulawesi
-    "ANDI", "DAENG",
+    // South Sulawesi ANDI / DAENG are deliberately absent: ANDI is a very common given name.
     // Bali / Lombok (only the word itself)
     "GUSTI",
     // deceased
@@ -527,7 +531,7 @@ fn leading_title(toks: &[Tok]) -> Option<(String, usize)> {
     if contains(LEADING_TITLES, &first.text) {
         return Some((first.text.clone(), 1));
     }
-    let (respelled, changed) = respell(&first.text);
+    let (respelled, changed, _) = respell(&first.text);
     (changed && contains(LEADING_TITLES, &respelled)).then_some((respelled, 1))
 }
 
@@ -568,15 +572,16 @@ fn canonical_words(parts: &[&str], old_spelling: &mut bool) -> Vec<String> {
 }
 
 /// Variant table on the token as written, else spelling map then variant table. The flag
-/// says whether the spelling map changed the token.
+/// says whether the token shows pre-1972 spelling: a sign other than `CH` was mapped (a
+/// `CH`->`KH` alone changes the word but not the flag).
 fn canonical_word(token: &str) -> (String, bool) {
     if let Some(v) = variant(token) {
         return (v.to_owned(), false);
     }
-    let (respelled, changed) = respell(token);
+    let (respelled, _, old_sign) = respell(token);
     match variant(&respelled) {
-        Some(v) => (v.to_owned(), changed),
-        None => (respelled, changed),
+        Some(v) => (v.to_owned(), old_sign),
+        None => (respelled, old_sign),
     }
 }
 
@@ -600,8 +605,11 @@ enum Unit {
     Other(char),
 }
 
-/// Rule 5: maps pre-1972 spelling in one upper-case token; the flag says whether it changed.
-fn respell(token: &str) -> (String, bool) {
+/// Rule 5: maps pre-1972 spelling in one upper-case token. Returns the mapped token, whether
+/// it changed, and whether it has an old sign other than `CH` (`OE`, `DJ`, `TJ`, `SJ`, or `NJ`
+/// at the start); such a sign always changes the token, while `CH` alone changes it without
+/// being evidence of old spelling (`MICHAEL`, `RICHARD`).
+fn respell(token: &str) -> (String, bool, bool) {
     let chars: Vec<char> = token.chars().collect();
     let mut units = Vec::with_capacity(chars.len());
     let mut old_sign = false;
@@ -643,7 +651,7 @@ fn respell(token: &str) -> (String, bool) {
         }
     }
     let changed = out != token;
-    (out, changed)
+    (out, changed, old_sign)
 }
 
 #[cfg(test)]
@@ -800,7 +808,8 @@ mod tests {
         let n = normalize_name("Tb. Chasan Sochib");
         assert_eq!(n.name, "KHASAN SOKHIB");
         assert_eq!(n.titles, strings(&["TB"]));
-        assert!(n.old_spelling);
+        // CH alone is no evidence of old spelling
+        assert!(!n.old_spelling);
         let n = normalize_name("Ratu Atut Chosiyah");
         assert_eq!(
             (n.name.as_str(), n.titles),
@@ -818,15 +827,28 @@ mod tests {
             (n.name.as_str(), n.titles),
             ("NYAK DHIEN", strings(&["CUT"]))
         );
-        let n = normalize_name("Andi Mallarangeng");
+    }
+
+    #[test]
+    fn andi_and_daeng_stay_in_the_name() {
+        // ANDI is one of the most common given names: never stripped as a title.
+        for (raw, want) in [
+            ("Andi Mallarangeng", "ANDI MALLARANGENG"),
+            ("ANDI MALLARANGENG", "ANDI MALLARANGENG"),
+            ("Daeng Mattola", "DAENG MATTOLA"),
+            ("Andi Daeng Siti", "ANDI DAENG SITI"),
+            ("Andi. Mallarangeng", "ANDI MALLARANGENG"),
+        ] {
+            let n = normalize_name(raw);
+            assert_eq!(n.name, want, "{raw}");
+            assert!(n.titles.is_empty(), "{raw}: {:?}", n.titles);
+            assert!(n.initials.is_empty(), "{raw}");
+        }
+        // other titles before ANDI are still removed
+        let n = normalize_name("H. Andi Mallarangeng");
         assert_eq!(
             (n.name.as_str(), n.titles),
-            ("MALLARANGENG", strings(&["ANDI"]))
-        );
-        let n = normalize_name("Daeng Mattola");
-        assert_eq!(
-            (n.name.as_str(), n.titles),
-            ("MATTOLA", strings(&["DAENG"]))
+            ("ANDI MALLARANGENG", strings(&["H"]))
         );
     }
 
@@ -1045,17 +1067,38 @@ mod tests {
             ("TJIPTO", "CIPTO"),
             ("SJARIF", "SYARIF"),
             ("NJOMAN", "NYOMAN"),
-            ("CHAIRUL", "KHAIRUL"),
             ("SOENJOTO", "SUNYOTO"),
             ("PANDJI", "PANJI"),
             ("SANDJAJA", "SANJAYA"),
             ("TJHIN", "CIN"),
             ("Oemar Sjahid", "UMAR SYAHID"),
+            // CH with another old sign in the token or elsewhere in the name
+            ("MOECHTAR", "MUKHTAR"),
+            ("SOETJIPTO CHAIRUL", "SUCIPTO KHAIRUL"),
+            ("CHAIRUL BIN SOEMARDJO", "KHAIRUL"),
         ] {
             let n = normalize_name(raw);
             assert_eq!(n.name, want, "{raw}");
             assert!(n.old_spelling, "{raw}");
         }
+    }
+
+    #[test]
+    fn ch_alone_maps_but_is_not_old_spelling() {
+        for (raw, want) in [
+            ("MICHAEL", "MIKHAEL"),
+            ("RICHARD", "RIKHARD"),
+            ("CHANDRA", "KHANDRA"),
+            ("CHAIRUL", "KHAIRUL"),
+            ("Richard Chandra", "RIKHARD KHANDRA"),
+            ("MICHAEL BIN RICHARD", "MIKHAEL"),
+        ] {
+            let n = normalize_name(raw);
+            assert_eq!(n.name, want, "{raw}");
+            assert!(!n.old_spelling, "{raw}");
+        }
+        // the key is the same on both spellings
+        assert_eq!(key("Chandra"), key("KHANDRA"));
     }
 
     #[test]

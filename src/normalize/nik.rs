@@ -23,10 +23,12 @@
 //!
 //! Spreadsheets damage these numbers before we see them: Excel keeps 15 significant digits, so
 //! a 16-digit number read from a numeric cell ends in `0` whatever its last digit was; it
-//! shows `3.60101E+15`; exporters append `.0`. People type leading apostrophes (Excel's text
-//! marker), spaces, dots and dashes. [`clean_digits`] undoes what can be undone. A number whose
-//! digits were lost is [`IdStatus::Damaged`] and keeps the digits known to be right as a
-//! prefix, so blocking and matching can still use them.
+//! shows `3.60102E+15` for `3601015205850001`, *rounding* the last digit shown; exporters
+//! append `.0`. People type leading apostrophes (Excel's text marker), spaces, dots and dashes.
+//! [`clean_digits`] undoes what can be undone. A number whose digits were lost is
+//! [`IdStatus::Damaged`] and keeps the digits known to be right as a prefix, so blocking and
+//! matching can still use them: for scientific notation, the mantissa without its rounded last
+//! digit (`3.60102E+15` -> `36010`).
 
 use chrono::{Datelike, NaiveDate};
 
@@ -114,7 +116,8 @@ pub struct ParsedNik {
     /// `Invalid` with sixteen digits); `None` otherwise.
     pub nik: Option<String>,
     /// For `Damaged` only: the leading digits known to be right (the first 15 of a 15-digit or
-    /// numeric-cell NIK, the mantissa digits of `3.60101E+15`, i.e. `360101`).
+    /// numeric-cell NIK; for `3.60102E+15` the mantissa without its rounded last digit, i.e.
+    /// `36010`). `None` when no digit is certain (`4E+15`).
     pub known_prefix: Option<String>,
     /// Outcome class.
     pub status: IdStatus,
@@ -162,7 +165,7 @@ pub struct ParsedKk {
     /// The cleaned sixteen digits when all of them are trustworthy, also when the structure is
     /// impossible (status `Invalid`), so that numbers can still be compared; `None` otherwise.
     pub kk: Option<String>,
-    /// For `Damaged` only: the leading digits known to be right.
+    /// For `Damaged` only: the leading digits known to be right (as for [`ParsedNik`]).
     pub known_prefix: Option<String>,
     /// Outcome class.
     pub status: IdStatus,
@@ -189,7 +192,8 @@ pub enum Cleaned {
     },
     /// Scientific notation that lost digits: `3.60101E+15`.
     Scientific {
-        /// The significant digits given, all known to be right (`360101`).
+        /// The significant digits shown (`360101`); the last one was rounded, so it is not
+        /// known to be right (see [`ParsedNik::known_prefix`]).
         mantissa: String,
         /// How many digits the number had before the spreadsheet rounded it (16).
         digit_count: usize,
@@ -235,29 +239,52 @@ pub fn clean_digits(raw: &str) -> Cleaned {
     digits_or_missing(digits, had_marker || removed, false)
 }
 
-/// Resolves the century of a two-digit birth year (`yy` is taken modulo 100).
+/// Resolves the century of a two-digit birth year (`yy` is taken modulo 100). A year after
+/// `today`'s year is never chosen.
 ///
-/// With a record birth date whose year ends in `yy`, that year wins. With another record
-/// date, the nearer of `1900 + yy` and `2000 + yy` to the record's year wins. Without a
-/// record date (or on a tie), `2000 + yy` unless that lies after `today`'s year, then
-/// `1900 + yy`.
+/// With a record birth date whose year ends in `yy` and is not after `today`'s year, that
+/// year wins. Otherwise, when `2000 + yy` is not in the future, the nearer of `1900 + yy` and
+/// `2000 + yy` to the record's year wins. Without a record date (or on a tie), `2000 + yy`
+/// unless that lies after `today`'s year, then `1900 + yy`.
 pub fn resolve_century(yy: u32, record_birth: Option<NaiveDate>, today: NaiveDate) -> i32 {
+    resolve_century_on(yy, None, record_birth, today)
+}
+
+/// [`resolve_century`] knowing the embedded day and month (`(day, month)`, the +40 removed):
+/// a year whose full birth date would lie after `today` is not chosen either, so a NIK dated
+/// 12-12-25 read on 30-06-2025 is from 1925. The day and month need not form a real date.
+fn resolve_century_on(
+    yy: u32,
+    day_month: Option<(u32, u32)>,
+    record_birth: Option<NaiveDate>,
+    today: NaiveDate,
+) -> i32 {
     let yy = i32::try_from(yy % 100).unwrap_or_default();
     let (early, late) = (1900 + yy, 2000 + yy);
+    let future = |year: i32| {
+        year > today.year()
+            || (year == today.year()
+                && day_month
+                    .is_some_and(|(day, month)| (month, day) > (today.month(), today.day())))
+    };
     if let Some(record) = record_birth {
         let year = record.year();
-        if year.rem_euclid(100) == yy {
+        if year.rem_euclid(100) == yy && !future(year) {
             return year;
         }
-        let (to_early, to_late) = (year.abs_diff(early), year.abs_diff(late));
-        if to_early < to_late {
-            return early;
-        }
-        if to_late < to_early {
-            return late;
+        // Only 2000 + yy can be in the future (for any run date after 1999); when it is, the
+        // nearest candidate that is not is 1900 + yy, as below.
+        if !future(late) {
+            let (to_early, to_late) = (year.abs_diff(early), year.abs_diff(late));
+            if to_early < to_late {
+                return early;
+            }
+            if to_late < to_early {
+                return late;
+            }
         }
     }
-    if late <= today.year() { late } else { early }
+    if future(late) { early } else { late }
 }
 
 /// Cleans and validates a NIK, then cross-checks it against the rest of the record.
@@ -302,7 +329,7 @@ pub fn parse_nik(raw: &str, ctx: &NikContext) -> ParsedNik {
             } else {
                 QualityFlag::NikLastDigitLost
             });
-            out.known_prefix = Some(known_prefix);
+            out.known_prefix = (!known_prefix.is_empty()).then_some(known_prefix);
             return out;
         }
         Shape::Full {
@@ -327,7 +354,12 @@ pub fn parse_nik(raw: &str, ctx: &NikContext) -> ParsedNik {
     } else {
         (Sex::Male, fields.day)
     };
-    let year = resolve_century(u32::from(fields.yy), ctx.birth_date, ctx.today);
+    let year = resolve_century_on(
+        u32::from(fields.yy),
+        Some((u32::from(day), u32::from(fields.month))),
+        ctx.birth_date,
+        ctx.today,
+    );
     let embedded = NaiveDate::from_ymd_opt(year, u32::from(fields.month), u32::from(day));
     if embedded.is_none() {
         out.flags.insert(QualityFlag::NikBadDate);
@@ -397,7 +429,7 @@ pub fn parse_kk(raw: &str, from_numeric_cell: bool) -> ParsedKk {
         Shape::Damaged { known_prefix, .. } => {
             out.status = IdStatus::Damaged;
             out.flags.insert(QualityFlag::KkDamaged);
-            out.known_prefix = Some(known_prefix);
+            out.known_prefix = (!known_prefix.is_empty()).then_some(known_prefix);
         }
         Shape::Full { digits, fields, .. } => {
             let region_known = region_index().status(&fields.district) != CodeStatus::Unknown;
@@ -469,7 +501,7 @@ fn classify(raw: &str, from_numeric_cell: bool) -> Shape {
         } => {
             if digit_count == ID_LEN || digit_count == EXCEL_DIGITS {
                 Shape::Damaged {
-                    known_prefix: mantissa,
+                    known_prefix: rounded_mantissa_prefix(&mantissa).to_string(),
                     scientific: true,
                 }
             } else {
@@ -505,6 +537,25 @@ fn classify(raw: &str, from_numeric_cell: bool) -> Shape {
             _ => Shape::WrongLength { scientific: false },
         },
     }
+}
+
+/// The leading digits of a rounded mantissa that are certain. Excel (and any exporter printing
+/// fewer digits) rounds the last digit shown, so it is dropped: `360102` (from `3.60102E+15`,
+/// NIK `3601015205850001`) gives `36010`. A shown `0` may come from rounding up a `...9`,
+/// which borrows from the digits before it (`3601011201899.7` shows as `3601011201900`), so
+/// then the zeros before it and the digit they follow go too: `3601011201900` gives
+/// `3601011201`. Empty when no digit is certain (`4`).
+fn rounded_mantissa_prefix(mantissa: &str) -> &str {
+    let Some(kept) = mantissa.get(..mantissa.len().saturating_sub(1)) else {
+        return "";
+    };
+    if !mantissa.ends_with('0') {
+        return kept;
+    }
+    let trimmed = kept.trim_end_matches('0');
+    trimmed
+        .get(..trimmed.len().saturating_sub(1))
+        .unwrap_or_default()
 }
 
 /// A sixteen-digit number that went through a spreadsheet or a float: Excel turns the
@@ -802,6 +853,11 @@ mod tests {
             (99, Some(date(2001, 1, 1)), 1999), // 2 vs 98 years away
             // Tie (1955: 50 years from both): as without a record.
             (5, Some(date(1955, 1, 1)), 2005),
+            // 2030 is nearer to 1990 (40 vs 60 years) but in the future.
+            (30, Some(date(1990, 1, 1)), 1930),
+            // A record year in the future is not followed either.
+            (30, Some(date(2030, 1, 1)), 1930),
+            (25, Some(date(2025, 1, 1)), 2025),
             // No record: 20yy unless after the run year.
             (5, None, 2005),
             (25, None, 2025),
@@ -816,6 +872,43 @@ mod tests {
                 "yy {yy} record {record:?}"
             );
         }
+    }
+
+    /// Two-digit year, embedded (day, month), record birth date, expected year.
+    type CenturyCase = (u32, (u32, u32), Option<NaiveDate>, i32);
+
+    #[test]
+    fn century_never_puts_the_embedded_date_after_the_run_date() {
+        let t = today(); // 2025-06-30
+        let cases: &[CenturyCase] = &[
+            // No record: 12-12-2025 is after the run date, so 1925.
+            (25, (12, 12), None, 1925),
+            (25, (1, 7), None, 1925),
+            (25, (30, 6), None, 2025),
+            (25, (12, 5), None, 2025),
+            // An impossible day still compares (32 June is after 30 June).
+            (25, (32, 6), None, 1925),
+            // Even a record of the same year does not bring the date into the future.
+            (25, (12, 12), Some(date(2025, 1, 1)), 1925),
+            (25, (12, 5), Some(date(2025, 5, 12)), 2025),
+            (26, (1, 1), None, 1926),
+        ];
+        for &(yy, day_month, record, want) in cases {
+            assert_eq!(
+                resolve_century_on(yy, Some(day_month), record, t),
+                want,
+                "yy {yy} day/month {day_month:?} record {record:?}"
+            );
+        }
+        // Through parse_nik: a man born 12-12-25 and one born 12-05-25, read on 30-06-2025.
+        let december = parse_nik("3601011212250001", &NikContext::new(t));
+        assert_eq!(december.status, IdStatus::Valid);
+        assert_eq!(december.birth_date, Some(date(1925, 12, 12)));
+        let may = parse_nik("3601011205250001", &NikContext::new(t));
+        assert_eq!(may.birth_date, Some(date(2025, 5, 12)));
+        // A woman (day 52 = the 12th) born 12-07-25: the +40 is removed before comparing.
+        let july = parse_nik("3601015207250001", &NikContext::new(t));
+        assert_eq!(july.birth_date, Some(date(1925, 7, 12)));
     }
 
     #[test]
@@ -1104,12 +1197,23 @@ mod tests {
     #[test]
     fn spreadsheet_damage() {
         run_nik_cases(&[
+            // The last mantissa digit is rounded: 3601015205850001 shows as 3.60102E+15, so
+            // only 36010 is certain.
+            NikCase {
+                raw: "3.60102E+15",
+                numeric_cell: false,
+                status: IdStatus::Damaged,
+                nik: None,
+                prefix: Some("36010"),
+                flags: &[NikScientific],
+                birth: None,
+            },
             NikCase {
                 raw: "3.60101E+15",
                 numeric_cell: false,
                 status: IdStatus::Damaged,
                 nik: None,
-                prefix: Some("360101"),
+                prefix: Some("36010"),
                 flags: &[NikScientific],
                 birth: None,
             },
@@ -1119,7 +1223,7 @@ mod tests {
                 numeric_cell: false,
                 status: IdStatus::Damaged,
                 nik: None,
-                prefix: Some("360101"),
+                prefix: Some("36010"),
                 flags: &[NikScientific],
                 birth: None,
             },
@@ -1128,17 +1232,38 @@ mod tests {
                 numeric_cell: true,
                 status: IdStatus::Damaged,
                 nik: None,
-                prefix: Some("360101"),
+                prefix: Some("36010"),
                 flags: &[NikScientific],
                 birth: None,
             },
-            // Every mantissa digit is known, trailing zeros included.
+            // A shown last 0 may be a rounded-up ...9 (3601011201899.7 shows as
+            // 3601011201900): the zeros before it and the digit they follow are not certain.
             NikCase {
                 raw: "3.601011201900E15",
                 numeric_cell: false,
                 status: IdStatus::Damaged,
                 nik: None,
-                prefix: Some("3601011201900"),
+                prefix: Some("3601011201"),
+                flags: &[NikScientific],
+                birth: None,
+            },
+            // 15 digits shown (a 16-digit number): the 15th is rounded.
+            NikCase {
+                raw: "3.60101520585001E+15",
+                numeric_cell: false,
+                status: IdStatus::Damaged,
+                nik: None,
+                prefix: Some("36010152058500"),
+                flags: &[NikScientific],
+                birth: None,
+            },
+            // One digit shown: none is certain, but the damage is still reported.
+            NikCase {
+                raw: "4E+15",
+                numeric_cell: false,
+                status: IdStatus::Damaged,
+                nik: None,
+                prefix: None,
                 flags: &[NikScientific],
                 birth: None,
             },
@@ -1413,7 +1538,7 @@ mod tests {
                 numeric_cell: false,
                 status: IdStatus::Damaged,
                 kk: None,
-                prefix: Some("360101"),
+                prefix: Some("36010"),
                 flags: &[KkDamaged],
             },
             KkCase {

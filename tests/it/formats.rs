@@ -227,7 +227,7 @@ fn broken_json_lines_are_quarantined_and_the_rest_staged() {
     project.write(
         "data/adu.jsonl",
         concat!(
-            "{\"id_laporan\":\"A1\",\"nama\":\"Oetjoep\",\"nik\":3601011201900001,\"alamat\":{\"desa\":\"Kertajaya\",\"kecamatan\":\"Sumur\",\"kabupaten\":\"Kab. Pandeglang\"}}\n",
+            "\u{feff}{\"id_laporan\":\"A1\",\"NAMA\":\"Oetjoep\",\"nik\":3601011201900001,\"tanggal_lahir\":null,\"jenis_kelamin\":\"L\",\"keluhan\":null,\"tanggal_lapor\":\"2025-10-01\",\"alamat\":{\"jalan\":null,\"rt\":1.0,\"rw\":null,\"desa\":\"Kertajaya\",\"kecamatan\":\"Sumur\",\"kabupaten\":\"Kab. Pandeglang\"}}\n",
             "{\"id_laporan\":\"A2\",\"nama\":\"Broken\"\n",
             "\n",
             "[1, 2, 3]\n",
@@ -265,4 +265,23 @@ fn broken_json_lines_are_quarantined_and_the_rest_staged() {
     );
     let flags = column_lists(&batches, "quality_flags");
     assert!(flags[1].contains(&"region_unknown".into()), "{flags:?}");
+    // A key in another case is found (NAMA for nama); whole floats lose their ".0".
+    assert_eq!(column_text(&batches, "rt")[0].as_deref(), Some("1"));
+}
+
+#[test]
+fn a_json_path_no_line_has_is_a_layout_error() {
+    let project = Project::new();
+    project.write(
+        "pipelines/f.toml",
+        "name = \"f\"\nprovince = \"36\"\n[[sources]]\nname = \"adu\"\nrole = \"local\"\npath = \"../data/adu.jsonl\"\nschema = \"pengaduan_jsonl\"\nformat = { type = \"jsonl\" }\n",
+    );
+    project.write("data/adu.jsonl", "{\"name\":\"Sri\",\"nik\":null}\n");
+    let out = run(&["ingest", &project.pipeline("f")]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("lacks column(s) nama (for fields.full_name)"),
+        "{stderr}"
+    );
 }
