@@ -327,6 +327,15 @@ pub fn check_source(file: &Path, index: usize, source: &RawSource, problems: &mu
     }
 }
 
+/// The single byte of a one-character ASCII delimiter (`\t` written as a tab or as `\\t`).
+pub fn delimiter_byte(text: &str) -> Option<u8> {
+    match text {
+        "\\t" | "\t" => Some(b'\t'),
+        _ if text.len() == 1 && text.is_ascii() => text.bytes().next(),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -350,14 +359,5 @@ mod tests {
             relative_to(file, Path::new("/abs/x.csv")),
             PathBuf::from("/abs/x.csv")
         );
-    }
-}
-
-/// The single byte of a one-character ASCII delimiter (`\t` written as a tab or as `\\t`).
-pub fn delimiter_byte(text: &str) -> Option<u8> {
-    match text {
-        "\\t" | "\t" => Some(b'\t'),
-        _ if text.len() == 1 && text.is_ascii() => text.bytes().next(),
-        _ => None,
     }
 }
