@@ -2,13 +2,15 @@
 //!
 //! ```text
 //! <workspace>/
-//!   staged/<source>.parquet        typed canonical records, one file per source
-//!   staged/_manifest.json          manifest of the ingest run that produced them
-//!   staged/.tmp-<run>/             a run in progress (never read by queries)
-//!   quarantine/<source>.parquet    rows that could not be read, with reasons
-//!   runs/<run>/ingest.json         every run's manifest, kept
+//!   staged/_manifest.json                  the current staged data: which generation holds
+//!                                          each source (the single switch, replaced atomically)
+//!   staged/<run>/<source>.parquet          typed canonical records of one run
+//!   staged/<run>/quarantine/<source>.parquet  rows that could not be read, with reasons
+//!   staged/.tmp-<run>/                     a run in progress (never read by queries)
+//!   runs/<run>/ingest.json                 every run's manifest, kept
 //! ```
-//! Files become visible only by rename, so readers never see a half-written file.
+//! Readers go through the manifest, so they never see a half-written generation; generations
+//! no manifest references are removed after each successful run.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -44,9 +46,33 @@ impl Workspace {
         self.root.join("staged")
     }
 
-    /// `quarantine/`.
-    pub fn quarantine_dir(&self) -> PathBuf {
-        self.root.join("quarantine")
+    /// The directory of one run's staged files.
+    pub fn generation_dir(&self, run_id: &str) -> PathBuf {
+        self.staged_dir().join(run_id)
+    }
+
+    /// Removes generation directories that the current manifest does not reference (older
+    /// runs). Directories of runs in progress (`.tmp-*`) are left alone.
+    pub fn remove_unreferenced_generations(&self) -> std::io::Result<()> {
+        let Some(manifest) = self.read_manifest() else {
+            return Ok(());
+        };
+        let referenced: Vec<&str> = manifest
+            .sources
+            .iter()
+            .filter_map(|s| s.staged_file.split('/').nth(1))
+            .collect();
+        for entry in std::fs::read_dir(self.staged_dir())? {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if entry.file_type()?.is_dir()
+                && !name.starts_with('.')
+                && !referenced.contains(&name.as_str())
+            {
+                std::fs::remove_dir_all(entry.path())?;
+            }
+        }
+        Ok(())
     }
 
     /// Scratch directory of a run in progress.

@@ -12,16 +12,17 @@ pub(super) const LONG_ABOUT: &str = "\
 Load every source of a pipeline into typed Parquet in the workspace.
 
 Each source's files (a path or glob in the pipeline) are read as a stream, mapped onto the
-canonical person record by their layout, and written to <workspace>/staged/<source>.parquet.
-NIKs, KK numbers, names, dates and regions are cleaned and validated; problems become quality
-flags on the row, never silent drops. Rows that cannot be read at all (wrong number of fields,
-bytes invalid in the declared encoding, broken JSON, no NIK/KK/name) go to
-<workspace>/quarantine/<source>.parquet with file, row and reason.
+canonical person record by their layout, and written as Parquet. NIKs, KK numbers, names,
+dates and regions are cleaned and validated; problems become quality flags on the row, never
+silent drops. Rows that cannot be read at all (wrong number of fields, bytes invalid in the
+declared encoding, broken JSON, no NIK/KK/name) go to a quarantine file with file, row and
+reason.
 
-Nothing becomes visible until every source succeeded: a failed run leaves the previous staged
-data as it was. The run manifest (inputs with size and SHA-256, rows read / staged /
-quarantined, flag counts, timings) is written to <workspace>/runs/<run>/ingest.json and
-<workspace>/staged/_manifest.json.
+Nothing becomes visible until every source succeeded: a run writes a new generation under
+<workspace>/staged/<run>/ and then switches <workspace>/staged/_manifest.json to it, so a
+failed or killed run leaves the previous staged data current and intact. The manifest (inputs
+with size and SHA-256, rows read / staged / quarantined, flag counts, timings) is also kept
+as <workspace>/runs/<run>/ingest.json.
 
 Examples:
   terpadu ingest pipelines/sample.toml
@@ -118,7 +119,11 @@ pub(super) fn run(args: Args, progress: bool) -> Result<u8> {
     );
     println!(
         "Staged data in {}; query it with: terpadu sql {}",
-        pipeline.workspace.join("staged").display(),
+        pipeline
+            .workspace
+            .join("staged")
+            .join(&manifest.run_id)
+            .display(),
         args.pipeline.display()
     );
     Ok(EXIT_OK)

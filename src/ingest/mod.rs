@@ -2,10 +2,11 @@
 //! the workspace, with every input row accounted for.
 //!
 //! For each source: expand the path glob, read each file as a stream, apply the layout
-//! ([`mapping`]) and write `<workspace>/staged/<source>.parquet`; rows that cannot be read go to
-//! `<workspace>/quarantine/<source>.parquet` with file, row and reason. Files are first written
-//! under `staged/.tmp-<run>/` and moved into place only when every source succeeded, so a
-//! failed run leaves the previous staged data as it was. A run manifest (JSON) records per
+//! ([`mapping`]) and write `<source>.parquet`; rows that cannot be read go to
+//! `quarantine/<source>.parquet` with file, row and reason. A run writes under
+//! `staged/.tmp-<run>/`, renames that directory to `staged/<run>/` when every source succeeded,
+//! and then switches `staged/_manifest.json` to it, so a failed or killed run leaves the
+//! previous staged data current and intact. A run manifest (JSON) records per
 //! source the inputs (size, SHA-256), rows read / staged / quarantined, flag counts and timings;
 //! `rows_read == rows_staged + rows_quarantined` is checked before anything is published.
 
@@ -423,7 +424,7 @@ pub fn ingest(pipeline: &Pipeline, options: &IngestOptions) -> Result<IngestMani
     let run_id = crate::workspace::new_run_id(started);
     let tmp = workspace.staging_tmp(&run_id);
     std::fs::create_dir_all(&tmp).map_err(|e| IngestError::write(&tmp, e))?;
-    let result = ingest_into(pipeline, options, &workspace, &tmp);
+    let result = ingest_into(pipeline, options, &tmp, &run_id);
     let sources = match result {
         Ok(sources) => sources,
         Err(e) => {
@@ -432,21 +433,11 @@ pub fn ingest(pipeline: &Pipeline, options: &IngestOptions) -> Result<IngestMani
             return Err(e);
         }
     };
-    // Publish: move every staged and quarantine file into place, then the manifest.
-    for source in &sources {
-        for relative in [&source.staged_file, &source.quarantine_file] {
-            let name = Path::new(relative).file_name().unwrap_or_default();
-            let kind = if relative.starts_with("staged/") {
-                "staged"
-            } else {
-                "quarantine"
-            };
-            let from = tmp.join(kind).join(name);
-            let to = workspace.root().join(relative);
-            std::fs::rename(&from, &to).map_err(|e| IngestError::write(&to, e))?;
-        }
-    }
-    let _ = std::fs::remove_dir_all(&tmp);
+    // Publish in two steps: one rename makes the run's files a generation directory (not yet
+    // current), then the manifest (written atomically) switches readers to it. A crash in
+    // between leaves an unreferenced directory and the previous manifest current.
+    let generation = workspace.generation_dir(&run_id);
+    std::fs::rename(&tmp, &generation).map_err(|e| IngestError::write(&generation, e))?;
     let manifest = IngestManifest {
         run_id: run_id.clone(),
         pipeline: pipeline.name.clone(),
@@ -462,21 +453,19 @@ pub fn ingest(pipeline: &Pipeline, options: &IngestOptions) -> Result<IngestMani
     workspace
         .write_manifest(&manifest)
         .map_err(|e| IngestError::write(workspace.root(), e))?;
+    if let Err(e) = workspace.remove_unreferenced_generations() {
+        tracing::warn!(error = %e, "Could not remove old staged generations.");
+    }
     Ok(manifest)
 }
 
 fn ingest_into(
     pipeline: &Pipeline,
     options: &IngestOptions,
-    workspace: &Workspace,
     tmp: &Path,
+    run_id: &str,
 ) -> Result<Vec<SourceManifest>, IngestError> {
-    for dir in [
-        workspace.staged_dir(),
-        workspace.quarantine_dir(),
-        tmp.join("staged"),
-        tmp.join("quarantine"),
-    ] {
+    for dir in [tmp.to_path_buf(), tmp.join("quarantine")] {
         std::fs::create_dir_all(&dir).map_err(|e| IngestError::write(&dir, e))?;
     }
     let selected: Vec<&Source> = pipeline
@@ -519,7 +508,8 @@ fn ingest_into(
                     let bar = bars.add(ProgressBar::new(total));
                     bar.set_style(style.clone());
                     bar.set_prefix(source.name.clone());
-                    let result = ingest_source(pipeline, source, files, options, tmp, bar.clone());
+                    let result =
+                        ingest_source(pipeline, source, files, options, tmp, run_id, bar.clone());
                     bar.finish_with_message(match &result {
                         Ok(m) => {
                             format!("{} rows, {} quarantined", m.rows_staged, m.rows_quarantined)
@@ -546,6 +536,7 @@ fn ingest_source(
     files: &[PathBuf],
     options: &IngestOptions,
     tmp: &Path,
+    run_id: &str,
     bar: ProgressBar,
 ) -> Result<SourceManifest, IngestError> {
     let clock = Instant::now();
@@ -558,7 +549,7 @@ fn ingest_source(
         options.today,
     );
     let staged_name = format!("{}.parquet", source.name);
-    let staged_tmp = tmp.join("staged").join(&staged_name);
+    let staged_tmp = tmp.join(&staged_name);
     let quarantine_tmp = tmp.join("quarantine").join(&staged_name);
     let mut sink = Sink::create(&mut plan, &staged_tmp, &quarantine_tmp, bar)?;
     let mut inputs = Vec::new();
@@ -618,8 +609,8 @@ fn ingest_source(
             .iter()
             .map(|(k, v)| (k.to_string(), *v))
             .collect(),
-        staged_file: format!("staged/{staged_name}"),
-        quarantine_file: format!("quarantine/{staged_name}"),
+        staged_file: format!("staged/{run_id}/{staged_name}"),
+        quarantine_file: format!("staged/{run_id}/quarantine/{staged_name}"),
         seconds: clock.elapsed().as_secs_f64(),
     };
     // On a terminal the progress bars say this; log lines would tear them.

@@ -96,17 +96,33 @@ impl Session {
                 ),
             });
         }
-        let quarantine = workspace.quarantine_dir();
-        if quarantine.exists() {
+        // One quarantine table per source, and `quarantine` as their union.
+        let mut quarantine_tables = Vec::new();
+        for source in &sources {
+            let path = workspace.root().join(&source.quarantine_file);
+            if !path.exists() {
+                continue;
+            }
+            let name = format!("quarantine_{}", source.name);
             ctx.register_parquet(
-                "quarantine",
-                &format!("{}/", quarantine.display()),
+                &name,
+                path.to_string_lossy().as_ref(),
                 ParquetReadOptions::default(),
             )
             .await?;
+            quarantine_tables.push(name);
+        }
+        if !quarantine_tables.is_empty() {
+            let union = quarantine_tables
+                .iter()
+                .map(|t| format!("SELECT * FROM {t}"))
+                .collect::<Vec<_>>()
+                .join(" UNION ALL ");
+            ctx.sql(&format!("CREATE VIEW quarantine AS {union}"))
+                .await?;
             tables.push(TableInfo {
                 name: "quarantine".into(),
-                description: "rows that could not be read, with file, row and reason".into(),
+                description: "rows that could not be read, with file, row and reason (also quarantine_<source>)".into(),
             });
         }
         ctx.register_table("ingest_sources", Arc::new(manifest_table(&manifest)?))?;

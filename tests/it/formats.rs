@@ -11,11 +11,7 @@ use crate::util::{Project, column_lists, column_text, read_parquet, run, text};
 const PBI_PIPELINE: &str = "name = \"f\"\n[[sources]]\nname = \"pbi\"\nrole = \"program\"\npath = \"../data/pbi.*\"\nschema = \"pbi_jkn\"\nprogram = { code = \"PBI\", unit = \"person\" }\n";
 
 fn staged(project: &Project, source: &str) -> Vec<RecordBatch> {
-    read_parquet(
-        &project
-            .workspace("f")
-            .join(format!("staged/{source}.parquet")),
-    )
+    read_parquet(&project.staged("f", source))
 }
 
 #[test]
@@ -205,7 +201,7 @@ fn workbook_headers_under_title_rows_are_found_or_declared() {
             column_text(&batches, "district_code"),
             vec![Some("360101".into())]
         );
-        let quarantine = read_parquet(&project.workspace("f").join("quarantine/prov.parquet"));
+        let quarantine = read_parquet(&project.quarantine("f", "prov"));
         assert_eq!(
             column_text(&quarantine, "source_row"),
             vec![Some("6".into())]

@@ -63,7 +63,7 @@ fn sample_pipeline_stages_every_source_and_accounts_for_every_row() {
 
 /// For each staged row with a truth entry: the person's true NIK from the civil registry.
 fn true_niks(project: &Project) -> HashMap<String, String> {
-    let staged = read_parquet(&project.workspace("sample").join("staged/dukcapil.parquet"));
+    let staged = read_parquet(&project.staged("sample", "dukcapil"));
     let rows = column_text(&staged, "source_row");
     let niks = column_text(&staged, "nik");
     let truth = truth(&project.path().join("sample_data"));
@@ -84,11 +84,7 @@ fn niks_are_recovered_or_flagged_as_the_noise_demands() {
     let person_nik = true_niks(&project);
     let mut checked: HashMap<&str, usize> = HashMap::new();
     for source in ["pkh", "bpnt", "pbi", "jamsosratu", "dtks"] {
-        let batches = read_parquet(
-            &project
-                .workspace("sample")
-                .join(format!("staged/{source}.parquet")),
-        );
+        let batches = read_parquet(&project.staged("sample", source));
         let rows = column_text(&batches, "source_row");
         let niks = column_text(&batches, "nik");
         let status = column_text(&batches, "nik_status");
@@ -157,13 +153,7 @@ fn niks_are_recovered_or_flagged_as_the_noise_demands() {
 #[test]
 fn every_shipped_layout_fills_the_canonical_record() {
     let project = ingested_sample();
-    let staged = |source: &str| {
-        read_parquet(
-            &project
-                .workspace("sample")
-                .join(format!("staged/{source}.parquet")),
-        )
-    };
+    let staged = |source: &str| read_parquet(&project.staged("sample", source));
     let filled = |batches: &[arrow::array::RecordBatch], column: &str| {
         let values = column_text(batches, column);
         values.iter().filter(|v| v.is_some()).count() as f64 / values.len().max(1) as f64
@@ -280,7 +270,7 @@ fn unreadable_rows_are_quarantined_with_file_row_and_reason() {
     assert_eq!(source["rows_read"], 5);
     assert_eq!(source["rows_staged"], 1);
     assert_eq!(source["rows_quarantined"], 4);
-    let quarantine = read_parquet(&project.workspace("q").join("quarantine/pkh.parquet"));
+    let quarantine = read_parquet(&project.quarantine("q", "pkh"));
     let rows = column_text(&quarantine, "source_row");
     let reasons = column_text(&quarantine, "reason_code");
     let files = column_text(&quarantine, "source_file");
@@ -328,7 +318,7 @@ fn spreadsheet_damaged_niks_in_a_csv_are_flagged_not_dropped() {
     );
     let out = run(&["ingest", &project.pipeline("d")]);
     assert!(out.status.success(), "{}", text(&out));
-    let batches = read_parquet(&project.workspace("d").join("staged/pbi.parquet"));
+    let batches = read_parquet(&project.staged("d", "pbi"));
     let status = column_text(&batches, "nik_status");
     let nik = column_text(&batches, "nik");
     let prefix = column_text(&batches, "nik_known_prefix");
@@ -357,7 +347,7 @@ fn spreadsheet_damaged_niks_in_a_csv_are_flagged_not_dropped() {
 fn a_missing_extract_fails_before_any_work_and_keeps_the_previous_staged_data() {
     let project = ingested_sample();
     let before = project.manifest("sample")["run_id"].clone();
-    let staged = project.workspace("sample").join("staged/pkh.parquet");
+    let staged = project.staged("sample", "pkh");
     let staged_bytes = std::fs::read(&staged).expect("staged pkh");
     // Tonight's PBI extract did not arrive.
     let pbi_dir = project.path().join("sample_data/pbi");
@@ -401,12 +391,13 @@ fn a_wrong_delimiter_is_named_with_a_fix() {
         "{stderr}"
     );
     assert!(stderr.contains("set format.delimiter = \"|\""), "{stderr}");
-    assert!(
-        !project
-            .workspace("sample")
-            .join("staged/dukcapil.parquet")
-            .exists()
-    );
+    // Nothing was published, and the failed run left no scratch files.
+    let staged_dir = project.workspace("sample").join("staged");
+    assert!(!staged_dir.join("_manifest.json").exists());
+    let left: Vec<_> = std::fs::read_dir(&staged_dir)
+        .map(|d| d.filter_map(Result::ok).map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "{left:?}");
 }
 
 #[test]
@@ -438,7 +429,7 @@ fn row_numbers_are_physical_lines_in_windows_files_with_blank_lines_and_stray_qu
     let source = &project.manifest("w")["sources"][0];
     assert_eq!(source["rows_read"], 7, "{source}");
     assert_eq!(source["rows_staged"], 3, "{source}");
-    let batches = read_parquet(&project.workspace("w").join("staged/pbi.parquet"));
+    let batches = read_parquet(&project.staged("w", "pbi"));
     assert_eq!(
         column_text(&batches, "source_row"),
         vec![Some("2".into()), Some("4".into()), Some("9".into())]
@@ -451,7 +442,7 @@ fn row_numbers_are_physical_lines_in_windows_files_with_blank_lines_and_stray_qu
             Some("FITRI".into())
         ]
     );
-    let quarantine = read_parquet(&project.workspace("w").join("quarantine/pbi.parquet"));
+    let quarantine = read_parquet(&project.quarantine("w", "pbi"));
     let got: Vec<(String, String)> = column_text(&quarantine, "source_row")
         .into_iter()
         .zip(column_text(&quarantine, "reason_code"))
@@ -471,4 +462,52 @@ fn row_numbers_are_physical_lines_in_windows_files_with_blank_lines_and_stray_qu
         raws[2].as_deref().is_some_and(|r| r.contains("DEDI")),
         "{raws:?}"
     );
+}
+
+#[test]
+fn each_run_publishes_a_new_generation_and_removes_the_old_one() {
+    let project = Project::with_sample();
+    let mut run_ids = Vec::new();
+    for _ in 0..2 {
+        let out = run(&[
+            "ingest",
+            &project.pipeline("sample"),
+            "--source",
+            "pengaduan",
+        ]);
+        assert!(out.status.success(), "{}", text(&out));
+        run_ids.push(
+            project.manifest("sample")["run_id"]
+                .as_str()
+                .expect("run id")
+                .to_string(),
+        );
+    }
+    assert_ne!(run_ids[0], run_ids[1]);
+    let mut entries: Vec<String> = std::fs::read_dir(project.workspace("sample").join("staged"))
+        .expect("staged dir")
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    entries.sort();
+    assert_eq!(
+        entries,
+        vec![run_ids[1].clone(), "_manifest.json".to_string()]
+    );
+    assert!(
+        project
+            .staged("sample", "pengaduan")
+            .starts_with(project.workspace("sample").join("staged").join(&run_ids[1]))
+    );
+    // Every run's manifest is kept.
+    for id in &run_ids {
+        assert!(
+            project
+                .workspace("sample")
+                .join("runs")
+                .join(id)
+                .join("ingest.json")
+                .exists()
+        );
+    }
 }

@@ -89,6 +89,28 @@ impl Project {
         self.path().join("workspace").join(name)
     }
 
+    /// The current staged file of `source` (through the manifest).
+    pub fn staged(&self, pipeline: &str, source: &str) -> PathBuf {
+        self.manifest_file(pipeline, source, "staged_file")
+    }
+
+    /// The current quarantine file of `source` (through the manifest).
+    pub fn quarantine(&self, pipeline: &str, source: &str) -> PathBuf {
+        self.manifest_file(pipeline, source, "quarantine_file")
+    }
+
+    fn manifest_file(&self, pipeline: &str, source: &str, key: &str) -> PathBuf {
+        let manifest = self.manifest(pipeline);
+        let entry = manifest["sources"]
+            .as_array()
+            .expect("sources")
+            .iter()
+            .find(|s| s["name"] == source)
+            .unwrap_or_else(|| panic!("no source {source} in the manifest"));
+        self.workspace(pipeline)
+            .join(entry[key].as_str().expect("path"))
+    }
+
     /// The staged manifest of pipeline `name`.
     pub fn manifest(&self, name: &str) -> serde_json::Value {
         let text = std::fs::read_to_string(self.workspace(name).join("staged/_manifest.json"))
