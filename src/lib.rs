@@ -13,6 +13,7 @@
 //! Module map:
 //! - [`config`]: pipelines (`pipelines/*.toml`) and layouts (`schemas/*.toml`), checked together.
 //! - [`ingest`]: readers per format, the canonical record schema, staging and quarantine.
+//! - [`link`]: record linkage; so far the comparison levels (NIK, name, date, region).
 //! - [`normalize`]: NIK and KK validation, Indonesian name normalisation, dates, region codes;
 //!   also as SQL functions.
 //! - [`sql`]: DataFusion sessions over a workspace.
@@ -25,6 +26,7 @@
 pub mod cli;
 pub mod config;
 pub mod ingest;
+pub mod link;
 pub mod metrics;
 pub mod normalize;
 pub mod sample;

@@ -43,7 +43,7 @@ Quick start:
 #[derive(Debug, Parser)]
 #[command(name = "terpadu", version, after_help = AFTER_HELP, max_term_width = 100)]
 pub struct Cli {
-    /// Log format: `human` (default on a terminal) or `json` (one object per line, for cron
+    /// Log format: `human` (readable lines) or `json` (one object per line, for cron
     /// and log collectors).
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
     pub log_format: LogFormat,
