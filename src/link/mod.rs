@@ -9,4 +9,5 @@
 //! placeholder birth date proves little) built in. Blocking, EM estimation of m and u,
 //! scoring and clustering come next.
 
+pub mod blocking;
 pub mod compare;
