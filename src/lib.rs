@@ -13,7 +13,8 @@
 //! Module map:
 //! - [`config`]: pipelines (`pipelines/*.toml`) and layouts (`schemas/*.toml`), checked together.
 //! - [`ingest`]: readers per format, the canonical record schema, staging and quarantine.
-//! - [`link`]: record linkage; so far the comparison levels (NIK, name, date, region).
+//! - [`link`]: record linkage building blocks: comparison levels, blocking, the pairwise
+//!   kernel and the Fellegi-Sunter model with EM (the `link` stage itself comes next).
 //! - [`normalize`]: NIK and KK validation, Indonesian name normalisation, dates, region codes;
 //!   also as SQL functions.
 //! - [`sql`]: DataFusion sessions over a workspace.

@@ -18,7 +18,9 @@ Measure ingest throughput and peak memory on generated data.
 
 Generates --persons synthetic persons (all sources) into a scratch directory, mirrors the
 pipeline and its layouts there, runs `terpadu ingest` on it as a child process, and prints
-generation time, rows/s, MB/s and the ingest process's peak resident memory.
+generation time, rows/s, MB/s and the ingest process's peak resident memory. Then measures
+the pairwise comparison kernel (NIK, name, birth date, sex, KK, region levels) on the staged
+civil registry: pairs compared per second on one core.
 
 The pipeline must read its inputs from ../sample_data/ like pipelines/sample.toml does.
 
@@ -138,7 +140,65 @@ pub(super) fn run(args: Args, _progress: bool) -> Result<u8> {
             s.rows_read as f64 / s.seconds.max(1e-9)
         );
     }
+    kernel(&bench)?;
     Ok(EXIT_OK)
+}
+
+/// Throughput of the pairwise comparison kernel on real staged records: each civil-registry
+/// record against its neighbour in file order (same village, often the same family), which
+/// exercises every level.
+fn kernel(pipeline: &crate::config::Pipeline) -> Result<()> {
+    use arrow::array::RecordBatch;
+    use arrow::datatypes::{Field, Schema};
+    use std::sync::Arc;
+    let workspace = Workspace::new(&pipeline.workspace);
+    let manifest = workspace
+        .read_manifest()
+        .context("reading the ingest manifest")?;
+    let Some(registry) = manifest.sources.iter().find(|s| s.role == "civil_registry") else {
+        return Ok(());
+    };
+    let file = std::fs::File::open(workspace.root().join(&registry.staged_file))
+        .with_context(|| format!("opening staged {}", registry.name))?;
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)?
+        .with_batch_size(64 * 1024)
+        .build()?;
+    let wanted: Vec<&str> = crate::link::gamma::COMPARISONS
+        .iter()
+        .flat_map(|c| c.columns.iter().copied())
+        .collect();
+    let mut pairs = 0u64;
+    let mut seconds = 0f64;
+    for batch in reader {
+        let batch = batch?;
+        let n = batch.num_rows();
+        if n < 2 {
+            continue;
+        }
+        let mut fields = Vec::new();
+        let mut arrays = Vec::new();
+        for (prefix, offset) in [("l_", 0), ("r_", 1)] {
+            for name in &wanted {
+                let column = batch.column_by_name(name).context("staged column")?;
+                fields.push(Field::new(
+                    format!("{prefix}{name}"),
+                    column.data_type().clone(),
+                    true,
+                ));
+                arrays.push(column.slice(offset, n - 1));
+            }
+        }
+        let pair_batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)?;
+        let clock = Instant::now();
+        let gammas = crate::link::gamma::gamma_batch(&pair_batch)?;
+        seconds += clock.elapsed().as_secs_f64();
+        pairs += gammas.num_rows() as u64;
+    }
+    println!(
+        "kernel:   {pairs} pairs compared (6 comparisons each) in {seconds:.2}s: {:.0} pairs/s on one core",
+        pairs as f64 / seconds.max(1e-9)
+    );
+    Ok(())
 }
 
 fn copy(from: &Path, to: &Path) -> Result<()> {

@@ -4,10 +4,17 @@
 //! with one typo, names that agree after dropping a token...); the probabilities of each level
 //! among true matches (m) and among non-matches (u) turn the levels into match weights.
 //!
-//! This session ships the comparison levels ([`compare`]): pure functions from two values to a
-//! level, with the domain traps (a NIK differing only in its serial is another person, a
-//! placeholder birth date proves little) built in. Blocking, EM estimation of m and u,
-//! scoring and clustering come next.
+//! What exists so far (the building blocks; the `terpadu link` stage that runs them over
+//! staged data, clustering, the registry and `explain` come next):
+//! - [`compare`]: comparison levels as pure functions, with the domain traps built in (a NIK
+//!   differing only in its serial is another person; a placeholder birth date proves little).
+//! - [`blocking`]: blocking rules as SQL keys, pairs counted per rule before generation and
+//!   refused above a cap, candidate pairs unioned once (DataFusion).
+//! - [`gamma`]: the kernel that turns a batch of record pairs into level indices.
+//! - [`model`]: m, u and lambda as data, match weights with explanations, u from random pairs
+//!   and EM for m and lambda.
 
 pub mod blocking;
 pub mod compare;
+pub mod gamma;
+pub mod model;
