@@ -10,11 +10,14 @@
 //!   differing only in its serial is another person; a placeholder birth date proves little).
 //! - [`blocking`]: blocking rules as SQL keys, pairs counted per rule before generation and
 //!   refused above a cap, candidate pairs unioned once (DataFusion).
+//! - [`evaluate`]: pairwise precision, recall, F1 and cluster accuracy against the
+//!   generator's truth, per source and per noise kind.
 //! - [`gamma`]: the kernel that turns a batch of record pairs into level indices.
 //! - [`model`]: m, u and lambda as data, match weights with explanations, u from random pairs
 //!   and EM for m and lambda.
 
 pub mod blocking;
 pub mod compare;
+pub mod evaluate;
 pub mod gamma;
 pub mod model;

@@ -181,16 +181,11 @@ pub fn column_lists(batches: &[RecordBatch], name: &str) -> Vec<Vec<String>> {
     out
 }
 
-/// The generator's truth file: (source, row) -> (person_id, noise tags).
+/// The generator's truth file: (source, row) -> (person_id, noise tags joined by `;`).
 pub fn truth(dir: &Path) -> HashMap<(String, u64), (String, String)> {
-    let mut reader = csv::Reader::from_path(dir.join("truth.csv")).expect("truth.csv");
-    let mut out = HashMap::new();
-    for record in reader.records() {
-        let r = record.expect("truth row");
-        out.insert(
-            (r[0].to_string(), r[1].parse().expect("row number")),
-            (r[2].to_string(), r[4].to_string()),
-        );
-    }
-    out
+    terpadu::link::evaluate::read_truth(&dir.join("truth.csv"))
+        .expect("truth.csv")
+        .into_iter()
+        .map(|(key, (person, _family, noise))| (key, (person, noise.join(";"))))
+        .collect()
 }
