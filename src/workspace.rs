@@ -15,6 +15,8 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use serde::{Deserialize, Serialize};
+
 use crate::ingest::IngestManifest;
 
 /// Paths inside one workspace.
@@ -122,4 +124,165 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         file.sync_all()?;
     }
     std::fs::rename(&tmp, path)
+}
+
+/// Who holds a workspace lock.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockOwner {
+    /// Process id.
+    pub pid: u32,
+    /// Host name.
+    pub host: String,
+    /// When the lock was taken (RFC 3339).
+    pub since: String,
+    /// What the holder is doing (`ingest`).
+    pub command: String,
+}
+
+/// Lock errors.
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    /// Another live process holds the lock.
+    #[error(
+        "workspace {path} is in use by {command} (pid {pid} on {host}, since {since}); wait for it to finish or stop it"
+    )]
+    Held {
+        /// The lock file.
+        path: String,
+        /// Holder's pid.
+        pid: u32,
+        /// Holder's host.
+        host: String,
+        /// Since when.
+        since: String,
+        /// Holder's command.
+        command: String,
+    },
+    /// The lock file could not be written.
+    #[error("cannot lock workspace {path}: {source} (check permissions and free space)")]
+    Io {
+        /// The lock file.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+/// An exclusive lock on a workspace, released when dropped. It stops two runs (cron and a
+/// manual one) from publishing into one workspace at once; a lock left by a dead process on
+/// this host is detected and taken over, with a warning.
+#[derive(Debug)]
+pub struct WorkspaceLock {
+    path: PathBuf,
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_else(|_| "unknown".to_string())
+}
+
+fn process_alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+impl WorkspaceLock {
+    /// Takes the lock of `workspace` for `command`.
+    pub fn acquire(workspace: &Workspace, command: &str) -> Result<WorkspaceLock, LockError> {
+        let path = workspace.root().join(".lock");
+        let shown = path.display().to_string();
+        let io = |source| LockError::Io {
+            path: shown.clone(),
+            source,
+        };
+        std::fs::create_dir_all(workspace.root()).map_err(io)?;
+        let me = LockOwner {
+            pid: std::process::id(),
+            host: host_name(),
+            since: chrono::Utc::now().to_rfc3339(),
+            command: command.to_string(),
+        };
+        let body = serde_json::to_vec(&me).map_err(|e| io(std::io::Error::other(e)))?;
+        for _ in 0..2 {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
+                Ok(mut file) => {
+                    file.write_all(&body).map_err(io)?;
+                    file.sync_all().map_err(io)?;
+                    return Ok(WorkspaceLock { path });
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let holder: Option<LockOwner> = std::fs::read(&path)
+                        .ok()
+                        .and_then(|b| serde_json::from_slice(&b).ok());
+                    match holder {
+                        Some(h) if h.host != me.host || process_alive(h.pid) => {
+                            return Err(LockError::Held {
+                                path: shown,
+                                pid: h.pid,
+                                host: h.host,
+                                since: h.since,
+                                command: h.command,
+                            });
+                        }
+                        stale => {
+                            tracing::warn!(
+                                lock = %shown,
+                                stale_pid = stale.as_ref().map(|h| h.pid),
+                                "Taking over a stale workspace lock left by a process that is gone."
+                            );
+                            std::fs::remove_file(&path).map_err(io)?;
+                        }
+                    }
+                }
+                Err(e) => return Err(io(e)),
+            }
+        }
+        Err(io(std::io::Error::other("the lock file keeps reappearing")))
+    }
+}
+
+impl Drop for WorkspaceLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_held_lock_names_its_holder_and_a_stale_one_is_taken_over() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let workspace = Workspace::new(dir.path());
+        let lock = WorkspaceLock::acquire(&workspace, "ingest").expect("first lock");
+        let err = WorkspaceLock::acquire(&workspace, "ingest").expect_err("held");
+        assert!(
+            err.to_string()
+                .contains(&format!("pid {}", std::process::id())),
+            "{err}"
+        );
+        drop(lock);
+        assert!(!dir.path().join(".lock").exists(), "released on drop");
+
+        // A lock of a process that no longer exists on this host.
+        let stale = LockOwner {
+            pid: u32::MAX - 1,
+            host: host_name(),
+            since: "2026-01-01T00:00:00Z".into(),
+            command: "ingest".into(),
+        };
+        std::fs::write(
+            dir.path().join(".lock"),
+            serde_json::to_vec(&stale).expect("json"),
+        )
+        .expect("write stale lock");
+        let lock = WorkspaceLock::acquire(&workspace, "ingest").expect("stale lock taken over");
+        drop(lock);
+    }
 }

@@ -30,7 +30,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config::{Pipeline, Source, SourceFormat};
 use crate::normalize::QualityFlag;
-use crate::workspace::Workspace;
+use crate::workspace::{LockError, Workspace, WorkspaceLock};
 use mapping::ColumnPlan;
 use sink::Sink;
 
@@ -131,6 +131,9 @@ pub enum IngestError {
         /// Rows quarantined.
         quarantined: u64,
     },
+    /// Another run holds the workspace.
+    #[error(transparent)]
+    Locked(#[from] LockError),
     /// A bug in terpadu.
     #[error("internal error: {0}; this is a bug in terpadu, please report it")]
     Internal(String),
@@ -421,6 +424,7 @@ pub fn ingest(pipeline: &Pipeline, options: &IngestOptions) -> Result<IngestMani
     let started = chrono::Utc::now();
     let clock = Instant::now();
     let workspace = Workspace::new(&pipeline.workspace);
+    let _lock = WorkspaceLock::acquire(&workspace, "ingest")?;
     let run_id = crate::workspace::new_run_id(started);
     let tmp = workspace.staging_tmp(&run_id);
     std::fs::create_dir_all(&tmp).map_err(|e| IngestError::write(&tmp, e))?;

@@ -511,3 +511,54 @@ fn each_run_publishes_a_new_generation_and_removes_the_old_one() {
         );
     }
 }
+
+#[test]
+fn a_second_run_on_a_busy_workspace_is_refused_and_a_stale_lock_is_taken_over() {
+    let project = Project::with_sample();
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into());
+    let lock = |pid: u32| {
+        serde_json::json!({"pid": pid, "host": host, "since": "2026-11-23T02:00:00Z", "command": "ingest"})
+            .to_string()
+    };
+    // This test process is alive: its lock holds.
+    project.write("workspace/sample/.lock", lock(std::process::id()));
+    let out = run(&[
+        "ingest",
+        &project.pipeline("sample"),
+        "--source",
+        "pengaduan",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("is in use by ingest")
+            && stderr.contains(&format!("pid {}", std::process::id())),
+        "{stderr}"
+    );
+    assert!(
+        !project
+            .workspace("sample")
+            .join("staged/_manifest.json")
+            .exists()
+    );
+    // A lock left by a process that is gone is taken over, with a warning.
+    project.write("workspace/sample/.lock", lock(u32::MAX - 1));
+    let out = run(&[
+        "ingest",
+        &project.pipeline("sample"),
+        "--source",
+        "pengaduan",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("stale workspace lock"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        !project.workspace("sample").join(".lock").exists(),
+        "released after the run"
+    );
+}
