@@ -4,6 +4,7 @@
 mod bench;
 mod check;
 mod ingest;
+mod link;
 mod sample;
 mod sql;
 
@@ -79,6 +80,12 @@ pub enum Command {
     /// Load every source of a pipeline into typed Parquet in the workspace.
     #[command(long_about = ingest::LONG_ABOUT)]
     Ingest(ingest::Args),
+    /// Link staged records into persons (first version of the linkage stage).
+    #[command(long_about = link::LINK_ABOUT)]
+    Link(link::LinkArgs),
+    /// Measure the last link run against ground truth.
+    #[command(long_about = link::EVALUATE_ABOUT)]
+    Evaluate(link::EvaluateArgs),
     /// Query the workspace with SQL (interactive without a query).
     #[command(long_about = sql::LONG_ABOUT)]
     Sql(sql::Args),
@@ -138,6 +145,8 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Check(args) => check::run(args),
         Command::Ingest(args) => ingest::run(args, progress),
+        Command::Link(args) => link::run_link(args),
+        Command::Evaluate(args) => link::run_evaluate(args),
         Command::Sql(args) => sql::run(args),
         Command::Sample(args) => sample::run(args, progress),
         Command::Bench(args) => bench::run(args, progress),

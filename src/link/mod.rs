@@ -21,3 +21,4 @@ pub mod compare;
 pub mod evaluate;
 pub mod gamma;
 pub mod model;
+pub mod stage;

@@ -4,6 +4,7 @@
 mod cli;
 mod formats;
 mod ingest;
+mod link;
 mod sample;
 mod sql;
 mod util;

@@ -1,0 +1,551 @@
+//! The link stage (first version): staged Parquet -> candidate pairs -> levels -> model ->
+//! clusters -> `<workspace>/link/record_link.parquet`.
+//!
+//! 1. Every staged record becomes a row of one `records` table (the columns the comparisons
+//!    read, plus source and role), numbered `rid`.
+//! 2. Blocking rules are counted and capped, then their pairs generated once ([`blocking`]).
+//! 3. The kernel turns each pair into level indices ([`gamma`]).
+//! 4. u comes from random record pairs, m and lambda from EM over the blocked pairs
+//!    ([`model`]); the fitted model is written beside the links as JSON.
+//! 5. Pairs at or above the probability threshold are merged, strongest first, into clusters,
+//!    with a guard: two civil-registry records with different NIKs are never merged.
+//!
+//! Not yet here (next steps of the linkage issue): stable person ids across runs, families,
+//! term-frequency adjustment, the published registry tables and `explain`.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray, UInt32Array, UInt64Array};
+use arrow::compute::{concat_batches, take};
+use arrow::datatypes::{DataType, Field, Schema, UInt32Type, UInt64Type};
+use datafusion::datasource::MemTable;
+use datafusion::error::DataFusionError;
+use futures::StreamExt;
+use serde::Serialize;
+
+use super::blocking::{self, BlockingError, BlockingRule, RuleCount};
+use super::gamma::{self, COMPARISONS};
+use super::model::{EmReport, Gammas, Model, estimate_em, estimate_u_from_random_pairs};
+use crate::config::Pipeline;
+use crate::sql::{Session, SqlError};
+use crate::workspace::{Workspace, write_atomic};
+
+/// Link-stage errors.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    /// Opening the staged data failed.
+    #[error(transparent)]
+    Sql(#[from] SqlError),
+    /// A blocking rule failed or exploded.
+    #[error(transparent)]
+    Blocking(#[from] BlockingError),
+    /// A query failed.
+    #[error("linking: {0}")]
+    Query(#[from] DataFusionError),
+    /// Arrow failed (a bug in terpadu).
+    #[error("internal error while linking: {0}; please report it")]
+    Arrow(#[from] arrow::error::ArrowError),
+    /// Writing the outputs failed.
+    #[error("cannot write {path}: {message} (check free space and permissions)")]
+    Write {
+        /// The file.
+        path: String,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// Options of the link stage.
+#[derive(Debug, Clone)]
+pub struct LinkOptions {
+    /// Pairs with a match probability at or above this are linked.
+    pub threshold: f64,
+    /// A blocking rule producing more pairs than this is refused.
+    pub max_pairs_per_rule: u64,
+    /// Random record pairs drawn to estimate u.
+    pub random_pairs: usize,
+    /// Seed of the random pairs.
+    pub seed: u64,
+}
+
+impl Default for LinkOptions {
+    fn default() -> Self {
+        LinkOptions {
+            threshold: 0.95,
+            max_pairs_per_rule: 50_000_000,
+            random_pairs: 200_000,
+            seed: 7,
+        }
+    }
+}
+
+/// What the link stage did.
+#[derive(Debug, Clone, Serialize)]
+pub struct LinkSummary {
+    /// Records linked.
+    pub records: usize,
+    /// Pairs per blocking rule (before the union).
+    pub rules: Vec<(String, u64)>,
+    /// Distinct candidate pairs scored.
+    pub candidate_pairs: usize,
+    /// Pairs at or above the threshold.
+    pub linked_pairs: usize,
+    /// Merges refused by the guard (different civil-registry NIKs).
+    pub refused_merges: usize,
+    /// Clusters (persons) found.
+    pub clusters: usize,
+    /// EM iterations and fitted prior.
+    pub em_iterations: usize,
+    /// Whether EM converged.
+    pub em_converged: bool,
+    /// Fitted prior match probability among candidate pairs.
+    pub lambda: f64,
+    /// Seconds per step.
+    pub seconds: Vec<(String, f64)>,
+    /// The links file.
+    pub record_link: String,
+    /// The fitted model.
+    pub model: String,
+}
+
+/// The default blocking rules (see the module doc of [`blocking`]).
+pub fn default_rules() -> Vec<BlockingRule> {
+    let rule = |name: &str, keys: &[&str]| BlockingRule {
+        name: name.into(),
+        keys: keys.iter().map(|k| k.to_string()).collect(),
+    };
+    vec![
+        rule("same_nik", &["nik"]),
+        rule("nik_region_date", &["substr(nik, 1, 12)"]),
+        rule("district_birth_date", &["district_code", "birth_date"]),
+        rule("village_name", &["village_code", "name"]),
+        rule("kk_first_name", &["no_kk", "split_part(name, ' ', 1)"]),
+        rule(
+            "nik_prefix_name",
+            &["substr(coalesce(nik, nik_known_prefix), 1, 6)", "name"],
+        ),
+        rule("name_birth_date", &["name", "birth_date"]),
+    ]
+}
+
+const RECORD_COLUMNS: &[&str] = &[
+    "nik",
+    "nik_known_prefix",
+    "name",
+    "birth_date",
+    "sex",
+    "no_kk",
+    "province_code",
+    "regency_code",
+    "district_code",
+    "village_code",
+];
+
+/// Runs the link stage over the pipeline's staged data.
+pub async fn link(pipeline: &Pipeline, options: &LinkOptions) -> Result<LinkSummary, LinkError> {
+    let workspace = Workspace::new(&pipeline.workspace);
+    let session = Session::open(&workspace).await?;
+    let ctx = &session.ctx;
+    let manifest = workspace
+        .read_manifest()
+        .ok_or_else(|| SqlError::NothingStaged(workspace.root().display().to_string()))?;
+    let mut seconds = Vec::new();
+    let mut clock = Instant::now();
+    let mut lap = |name: &str, clock: &mut Instant| {
+        seconds.push((name.to_string(), clock.elapsed().as_secs_f64()));
+        *clock = Instant::now();
+    };
+
+    // 1. One records table.
+    let selects: Vec<String> = manifest
+        .sources
+        .iter()
+        .map(|s| {
+            format!(
+                "SELECT '{name}' AS source, '{role}' AS role, source_row, {columns} FROM {name}",
+                name = s.name,
+                role = s.role,
+                columns = RECORD_COLUMNS.join(", ")
+            )
+        })
+        .collect();
+    let union = ctx
+        .sql(&format!(
+            "SELECT * FROM ({}) ORDER BY source, source_row",
+            selects.join(" UNION ALL ")
+        ))
+        .await?
+        .collect()
+        .await?;
+    let schema = union
+        .first()
+        .map(|b| b.schema())
+        .ok_or_else(|| SqlError::NothingStaged(workspace.root().display().to_string()))?;
+    let records = concat_batches(&schema, &union)?;
+    let n = records.num_rows();
+    let rid: ArrayRef = Arc::new(UInt32Array::from_iter_values(0..n as u32));
+    let mut fields: Vec<Field> = vec![Field::new("rid", DataType::UInt32, false)];
+    fields.extend(schema.fields().iter().map(|f| f.as_ref().clone()));
+    let mut columns = vec![rid];
+    columns.extend(records.columns().iter().cloned());
+    let records = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?;
+    let table = MemTable::try_new(records.schema(), vec![vec![records.clone()]])?;
+    ctx.register_table("records", Arc::new(table))?;
+    lap("records", &mut clock);
+
+    // 2. Blocking.
+    let rules = default_rules();
+    let counts: Vec<RuleCount> = blocking::count_pairs(ctx, "records", &rules, 3).await?;
+    for count in &counts {
+        tracing::info!(rule = %count.rule, pairs = count.pairs, blocks = count.blocks, largest = ?count.largest.first(), "Blocking rule.");
+    }
+    blocking::check_caps(&counts, options.max_pairs_per_rule)?;
+    let pairs = blocking::candidate_pairs(ctx, "records", "rid", &rules).await?;
+    ctx.register_table("pairs", pairs.into_view())?;
+    let side = |prefix: &str, alias: &str| {
+        RECORD_COLUMNS
+            .iter()
+            .map(|c| format!("{alias}.{c} AS {prefix}{c}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut joined = ctx
+        .sql(&format!(
+            "SELECT p.left_id, p.right_id, {}, {} FROM pairs p JOIN records l ON p.left_id = l.rid JOIN records r ON p.right_id = r.rid",
+            side("l_", "l"),
+            side("r_", "r")
+        ))
+        .await?
+        .execute_stream()
+        .await?;
+
+    // 3. Levels of every candidate pair, batch by batch as the join streams them (only the
+    //    six level bytes and the two record numbers of a pair are kept).
+    let width = COMPARISONS.len();
+    let mut gammas: Vec<u8> = Vec::new();
+    let mut ends: Vec<(u32, u32)> = Vec::new();
+    while let Some(batch) = joined.next().await {
+        let batch = batch?;
+        let batch = &batch;
+        let g = gamma::gamma_batch(batch)?;
+        append_rows(&g, &mut gammas);
+        let left = batch.column(0).as_primitive::<UInt32Type>();
+        let right = batch.column(1).as_primitive::<UInt32Type>();
+        ends.extend(
+            left.values()
+                .iter()
+                .copied()
+                .zip(right.values().iter().copied()),
+        );
+    }
+    // Sort pairs so results do not depend on join output order.
+    let mut order: Vec<usize> = (0..ends.len()).collect();
+    order.sort_by_key(|i| ends[*i]);
+    lap("blocking and comparisons", &mut clock);
+
+    // 4. Model: u from random pairs, m and lambda by EM.
+    let mut model = Model::new(
+        COMPARISONS
+            .iter()
+            .map(|c| {
+                let codes: Vec<String> = (c.levels)().into_iter().map(String::from).collect();
+                let null = codes.iter().position(|l| l == "missing");
+                (c.name.to_string(), codes, null)
+            })
+            .collect(),
+    );
+    let random = random_pair_gammas(&records, options.random_pairs, options.seed)?;
+    estimate_u_from_random_pairs(
+        &mut model,
+        &Gammas {
+            values: &random,
+            width,
+        },
+    );
+    let em: EmReport = estimate_em(
+        &mut model,
+        &Gammas {
+            values: &gammas,
+            width,
+        },
+        100,
+        1e-5,
+        true,
+    );
+    lap("model", &mut clock);
+
+    // 5. Clusters.
+    let registry_nik = registry_niks(&records);
+    let mut scored: Vec<(f64, u32, u32)> = order
+        .iter()
+        .filter_map(|&i| {
+            let row = &gammas[i * width..(i + 1) * width];
+            let p = model.probability(row);
+            (p >= options.threshold).then(|| (model.match_weight(row), ends[i].0, ends[i].1))
+        })
+        .collect();
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
+    let mut clusters = Clusters::new(n, registry_nik);
+    let mut refused = 0;
+    for (_, a, b) in &scored {
+        if !clusters.union(*a as usize, *b as usize) {
+            refused += 1;
+        }
+    }
+    let cluster_ids: Vec<u64> = (0..n).map(|i| clusters.representative(i) as u64).collect();
+    let cluster_count = {
+        let mut ids = cluster_ids.clone();
+        ids.sort_unstable();
+        ids.dedup();
+        ids.len()
+    };
+    lap("clusters", &mut clock);
+
+    // Outputs: written beside each other, each atomically.
+    let dir = workspace.root().join("link");
+    std::fs::create_dir_all(&dir).map_err(|e| write_error(&dir, e))?;
+    let link_path = dir.join("record_link.parquet");
+    write_record_link(&records, &cluster_ids, &link_path)?;
+    let model_path = dir.join("model.json");
+    let model_json = serde_json::to_vec_pretty(&model).map_err(|e| write_error(&model_path, e))?;
+    write_atomic(&model_path, &model_json).map_err(|e| write_error(&model_path, e))?;
+    lap("write", &mut clock);
+
+    Ok(LinkSummary {
+        records: n,
+        rules: counts.iter().map(|c| (c.rule.clone(), c.pairs)).collect(),
+        candidate_pairs: ends.len(),
+        linked_pairs: scored.len(),
+        refused_merges: refused,
+        clusters: cluster_count,
+        em_iterations: em.iterations,
+        em_converged: em.converged,
+        lambda: model.lambda,
+        seconds,
+        record_link: link_path.display().to_string(),
+        model: model_path.display().to_string(),
+    })
+}
+
+fn write_error(path: &std::path::Path, e: impl std::fmt::Display) -> LinkError {
+    LinkError::Write {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    }
+}
+
+/// Appends the gamma columns of `batch` row by row to `out`.
+fn append_rows(batch: &RecordBatch, out: &mut Vec<u8>) {
+    let columns: Vec<&[u8]> = batch
+        .columns()
+        .iter()
+        .map(|c| {
+            c.as_primitive::<arrow::datatypes::UInt8Type>()
+                .values()
+                .as_ref()
+        })
+        .collect();
+    out.reserve(batch.num_rows() * columns.len());
+    for row in 0..batch.num_rows() {
+        for column in &columns {
+            out.push(column[row]);
+        }
+    }
+}
+
+/// Levels of `count` random record pairs (almost all non-matches): the u sample.
+fn random_pair_gammas(
+    records: &RecordBatch,
+    count: usize,
+    seed: u64,
+) -> Result<Vec<u8>, LinkError> {
+    let n = records.num_rows() as u64;
+    if n < 2 {
+        return Ok(Vec::new());
+    }
+    let mut state = seed;
+    let mut next = move || {
+        // splitmix64: small, fast and the same on every platform.
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    };
+    let mut left = Vec::with_capacity(count);
+    let mut right = Vec::with_capacity(count);
+    while left.len() < count {
+        let (a, b) = ((next() % n) as u32, (next() % n) as u32);
+        if a != b {
+            left.push(a);
+            right.push(b);
+        }
+    }
+    let (left, right) = (UInt32Array::from(left), UInt32Array::from(right));
+    let mut fields = Vec::new();
+    let mut arrays = Vec::new();
+    for (prefix, indices) in [("l_", &left), ("r_", &right)] {
+        for name in RECORD_COLUMNS {
+            let column = records.column_by_name(name).ok_or_else(|| {
+                arrow::error::ArrowError::SchemaError(format!("no column {name}"))
+            })?;
+            fields.push(Field::new(
+                format!("{prefix}{name}"),
+                column.data_type().clone(),
+                true,
+            ));
+            arrays.push(take(column.as_ref(), indices, None)?);
+        }
+    }
+    let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)?;
+    let mut out = Vec::new();
+    append_rows(&gamma::gamma_batch(&batch)?, &mut out);
+    Ok(out)
+}
+
+/// The civil-registry NIK of each record (None for other sources and missing NIKs).
+fn registry_niks(records: &RecordBatch) -> Vec<Option<String>> {
+    let role = records
+        .column_by_name("role")
+        .map(|c| c.as_string::<i32>().clone());
+    let nik = records
+        .column_by_name("nik")
+        .and_then(|c| arrow::compute::cast(c, &DataType::Utf8).ok());
+    let (Some(role), Some(nik)) = (role, nik) else {
+        return vec![None; records.num_rows()];
+    };
+    let nik = nik.as_string::<i32>();
+    (0..records.num_rows())
+        .map(|i| {
+            (role.value(i) == "civil_registry" && !nik.is_null(i)).then(|| nik.value(i).to_string())
+        })
+        .collect()
+}
+
+/// Union-find over records with the chaining guard.
+struct Clusters {
+    parent: Vec<usize>,
+    registry_nik: Vec<Option<String>>,
+}
+
+impl Clusters {
+    fn new(n: usize, registry_nik: Vec<Option<String>>) -> Self {
+        Clusters {
+            parent: (0..n).collect(),
+            registry_nik,
+        }
+    }
+
+    fn find(&mut self, mut i: usize) -> usize {
+        while self.parent[i] != i {
+            self.parent[i] = self.parent[self.parent[i]];
+            i = self.parent[i];
+        }
+        i
+    }
+
+    /// Merges the clusters of `a` and `b`; false when the guard refuses (both hold a
+    /// civil-registry record and their NIKs differ: two people, or a duplicated-NIK case).
+    fn union(&mut self, a: usize, b: usize) -> bool {
+        let (ra, rb) = (self.find(a), self.find(b));
+        if ra == rb {
+            return true;
+        }
+        if let (Some(x), Some(y)) = (&self.registry_nik[ra], &self.registry_nik[rb])
+            && x != y
+        {
+            return false;
+        }
+        // The smaller index becomes the root, so cluster ids do not depend on merge order.
+        let (root, child) = if ra < rb { (ra, rb) } else { (rb, ra) };
+        if self.registry_nik[root].is_none() {
+            self.registry_nik[root] = self.registry_nik[child].take();
+        }
+        self.parent[child] = root;
+        true
+    }
+
+    fn representative(&mut self, i: usize) -> usize {
+        self.find(i)
+    }
+}
+
+fn write_record_link(
+    records: &RecordBatch,
+    clusters: &[u64],
+    path: &std::path::Path,
+) -> Result<(), LinkError> {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("source", DataType::Utf8, false),
+        Field::new("source_row", DataType::UInt64, false),
+        Field::new("cluster_id", DataType::UInt64, false),
+    ]));
+    let source = records
+        .column_by_name("source")
+        .map(|c| arrow::compute::cast(c, &DataType::Utf8))
+        .transpose()?
+        .unwrap_or_else(|| Arc::new(StringArray::from(Vec::<String>::new())));
+    let rows = records
+        .column_by_name("source_row")
+        .map(|c| arrow::compute::cast(c, &DataType::UInt64))
+        .transpose()?
+        .unwrap_or_else(|| Arc::new(UInt64Array::from(Vec::<u64>::new())));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![source, rows, Arc::new(UInt64Array::from(clusters.to_vec()))],
+    )?;
+    let tmp: PathBuf = path.with_extension(format!("tmp-{}", std::process::id()));
+    let file = std::fs::File::create(&tmp).map_err(|e| write_error(&tmp, e))?;
+    let mut writer = parquet::arrow::ArrowWriter::try_new(
+        file,
+        schema,
+        Some(crate::ingest::sink::writer_properties()),
+    )
+    .map_err(|e| write_error(&tmp, e))?;
+    writer.write(&batch).map_err(|e| write_error(&tmp, e))?;
+    writer.close().map_err(|e| write_error(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| write_error(path, e))
+}
+
+/// Reads `record_link.parquet` back as (source, source_row) -> cluster id.
+pub fn read_record_link(path: &std::path::Path) -> Result<HashMap<(String, u64), u64>, LinkError> {
+    let file = std::fs::File::open(path).map_err(|e| write_error(path, e))?;
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .map_err(|e| write_error(path, e))?
+        .build()
+        .map_err(|e| write_error(path, e))?;
+    let mut out = HashMap::new();
+    for batch in reader {
+        let batch = batch?;
+        let source = batch.column(0).as_string::<i32>();
+        let row = batch.column(1).as_primitive::<UInt64Type>();
+        let cluster = batch.column(2).as_primitive::<UInt64Type>();
+        for i in 0..batch.num_rows() {
+            out.insert(
+                (source.value(i).to_string(), row.value(i)),
+                cluster.value(i),
+            );
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_guard_never_merges_two_registry_niks() {
+        let niks = vec![Some("A".to_string()), Some("B".to_string()), None, None];
+        let mut c = Clusters::new(4, niks);
+        assert!(c.union(0, 2), "registry A with a program record");
+        assert!(c.union(1, 3), "registry B with another");
+        assert!(!c.union(2, 3), "would chain A and B together");
+        assert_ne!(c.representative(0), c.representative(1));
+        assert_eq!(c.representative(2), 0);
+        assert_eq!(c.representative(3), 1);
+    }
+}
