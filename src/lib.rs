@@ -5,7 +5,7 @@
 //! ```text
 //! extracts (CSV, XLSX, JSONL, Parquet)
 //!   -> ingest     typed, validated staged Parquet + quarantine + run manifest
-//!   -> link       (next) fuzzy NIK/name matching into persons and families
+//!   -> link       fuzzy NIK/name matching into persons (first version; families next)
 //!   -> registry   (next) the unified registry with stable person ids
 //!   -> report     (next) duplicates, overlaps, inclusion and exclusion errors
 //! ```
@@ -13,8 +13,8 @@
 //! Module map:
 //! - [`config`]: pipelines (`pipelines/*.toml`) and layouts (`schemas/*.toml`), checked together.
 //! - [`ingest`]: readers per format, the canonical record schema, staging and quarantine.
-//! - [`link`]: record linkage building blocks: comparison levels, blocking, the pairwise
-//!   kernel and the Fellegi-Sunter model with EM (the `link` stage itself comes next).
+//! - [`link`]: record linkage: comparison levels, blocking, the pairwise kernel, the
+//!   Fellegi-Sunter model with EM, the first link stage and evaluation against truth.
 //! - [`normalize`]: NIK and KK validation, Indonesian name normalisation, dates, region codes;
 //!   also as SQL functions.
 //! - [`sql`]: DataFusion sessions over a workspace.
