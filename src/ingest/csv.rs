@@ -8,6 +8,7 @@ use std::path::Path;
 
 use encoding_rs::{Encoding, UTF_8};
 
+use super::mapping::resolve_columns;
 use super::sink::{QuarantineCode, Sink};
 use super::{HashingReader, IngestError, InputFile, missing_columns_error};
 use crate::config::layout::header_key;
@@ -297,28 +298,15 @@ fn resolve(
     path: &Path,
     options: CsvOptions,
 ) -> Result<Vec<Option<usize>>, IngestError> {
-    let positions: Vec<Option<usize>> = sink
-        .columns()
-        .iter()
-        .map(|c| c.position_in(header))
-        .collect();
-    let missing: Vec<String> = sink
-        .columns()
-        .iter()
-        .zip(&positions)
-        .filter(|(_, p)| p.is_none())
-        .map(|(c, _)| format!("{} (for {})", c.column, c.keys.join(", ")))
-        .collect();
-    if missing.is_empty() {
-        return Ok(positions);
-    }
-    Err(missing_columns_error(
-        sink.source_name(),
-        path,
-        missing,
-        header,
-        delimiter_hint(header, options.delimiter),
-    ))
+    resolve_columns(sink.columns(), header).map_err(|missing| {
+        missing_columns_error(
+            sink.source_name(),
+            path,
+            missing,
+            header,
+            delimiter_hint(header, options.delimiter),
+        )
+    })
 }
 
 /// When the whole header is one field containing another common delimiter, say so.

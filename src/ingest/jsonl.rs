@@ -173,7 +173,7 @@ pub fn read_file(path: &Path, sink: &mut Sink<'_>) -> Result<InputFile, IngestEr
         .iter()
         .zip(&seen)
         .filter(|(_, seen)| !**seen)
-        .map(|(c, _)| format!("{} (for {})", c.column, c.keys.join(", ")))
+        .map(|(c, _)| c.describe())
         .collect();
     if rows_read > 0 && !missing.is_empty() {
         return Err(missing_columns_error(

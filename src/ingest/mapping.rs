@@ -47,6 +47,30 @@ impl NeededColumn {
             .map(|c| header_key(c))
             .find_map(|wanted| keys.iter().position(|k| *k == wanted))
     }
+
+    /// How messages name this column: `NIK KTP (for fields.nik)`.
+    pub fn describe(&self) -> String {
+        format!("{} (for {})", self.column, self.keys.join(", "))
+    }
+}
+
+/// Finds every column in `header`: their positions, or the descriptions of those missing.
+pub fn resolve_columns(
+    columns: &[NeededColumn],
+    header: &[String],
+) -> Result<Vec<Option<usize>>, Vec<String>> {
+    let positions: Vec<Option<usize>> = columns.iter().map(|c| c.position_in(header)).collect();
+    let missing: Vec<String> = columns
+        .iter()
+        .zip(&positions)
+        .filter(|(_, p)| p.is_none())
+        .map(|(c, _)| c.describe())
+        .collect();
+    if missing.is_empty() {
+        Ok(positions)
+    } else {
+        Err(missing)
+    }
 }
 
 /// Raw text of one batch of rows, in [`ColumnPlan::columns`] order.

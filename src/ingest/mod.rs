@@ -389,12 +389,9 @@ pub fn check_inputs(
             SourceFormat::Jsonl => jsonl::sample_paths(file, 200)?,
             SourceFormat::Parquet => parquet::read_header(file)?,
         };
-        let missing: Vec<String> = plan
-            .columns
-            .iter()
-            .filter(|c| c.position_in(&header).is_none())
-            .map(|c| format!("{} (for {})", c.column, c.keys.join(", ")))
-            .collect();
+        let missing = mapping::resolve_columns(&plan.columns, &header)
+            .err()
+            .unwrap_or_default();
         if !missing.is_empty() {
             let hint = match &source.format {
                 SourceFormat::Csv { delimiter, .. } => {

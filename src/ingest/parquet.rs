@@ -10,6 +10,7 @@ use arrow::compute::cast;
 use arrow::datatypes::DataType;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
+use super::mapping::resolve_columns;
 use super::sink::Sink;
 use super::{HashingReader, IngestError, InputFile, missing_columns_error};
 
@@ -55,22 +56,9 @@ pub fn read_file(path: &Path, sink: &mut Sink<'_>) -> Result<InputFile, IngestEr
         .map(|f| f.name().clone())
         .collect();
     let columns = sink.columns().to_vec();
-    let positions: Vec<Option<usize>> = columns.iter().map(|c| c.position_in(&header)).collect();
-    let missing: Vec<String> = columns
-        .iter()
-        .zip(&positions)
-        .filter(|(_, p)| p.is_none())
-        .map(|(c, _)| format!("{} (for {})", c.column, c.keys.join(", ")))
-        .collect();
-    if !missing.is_empty() {
-        return Err(missing_columns_error(
-            sink.source_name(),
-            path,
-            missing,
-            &header,
-            None,
-        ));
-    }
+    let positions = resolve_columns(&columns, &header).map_err(|missing| {
+        missing_columns_error(sink.source_name(), path, missing, &header, None)
+    })?;
     let read_error = |message: String| IngestError::Read {
         path: path.to_path_buf(),
         row: None,

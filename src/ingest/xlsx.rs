@@ -12,7 +12,7 @@ use calamine::{Data, Reader, open_workbook_auto};
 use super::sink::{QuarantineCode, Sink};
 use super::{HashingReader, IngestError, InputFile, missing_columns_error};
 use crate::config::layout::header_key;
-use crate::ingest::mapping::NeededColumn;
+use crate::ingest::mapping::{NeededColumn, resolve_columns};
 
 /// How many top rows are searched for the header when the pipeline does not say.
 const HEADER_SEARCH_ROWS: usize = 20;
@@ -165,11 +165,7 @@ pub fn read_file(
         let header = guess
             .map(|i| header_of(&sheet_rows.rows[i]))
             .unwrap_or_default();
-        let missing = columns
-            .iter()
-            .filter(|c| c.position_in(&header).is_none())
-            .map(|c| format!("{} (for {})", c.column, c.keys.join(", ")))
-            .collect();
+        let missing = resolve_columns(&columns, &header).err().unwrap_or_default();
         let hint = Some(match header_row {
             Some(n) => format!("row {n} was declared as the header (format.header_row)"),
             None => format!(
@@ -186,26 +182,13 @@ pub fn read_file(
         ));
     };
     let header = header_of(&sheet_rows.rows[header_index]);
-    let positions: Vec<Option<usize>> = columns.iter().map(|c| c.position_in(&header)).collect();
     // A declared header row is taken as declared: check it has every column.
-    let missing: Vec<String> = columns
-        .iter()
-        .zip(&positions)
-        .filter(|(_, p)| p.is_none())
-        .map(|(c, _)| format!("{} (for {})", c.column, c.keys.join(", ")))
-        .collect();
-    if !missing.is_empty() {
+    let positions = resolve_columns(&columns, &header).map_err(|missing| {
         let hint = header_row.map(|n| {
             format!("row {n} was declared as the header (format.header_row); is it the right row?")
         });
-        return Err(missing_columns_error(
-            sink.source_name(),
-            path,
-            missing,
-            &header,
-            hint,
-        ));
-    }
+        missing_columns_error(sink.source_name(), path, missing, &header, hint)
+    })?;
     let header_keys: Vec<String> = header.iter().map(|h| header_key(h)).collect();
     let mut rows_read = 0u64;
     for (offset, row) in sheet_rows.rows.iter().enumerate().skip(header_index + 1) {
