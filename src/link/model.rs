@@ -339,30 +339,54 @@ impl<'a> Gammas<'a> {
 /// and renormalised). The null level keeps m = u = 1. A comparison that is null in every
 /// random pair keeps its u.
 pub fn estimate_u_from_random_pairs(model: &mut Model, random: &Gammas) {
-    const SMOOTHING: f64 = 0.5;
     for (k, c) in model.comparisons.iter_mut().enumerate() {
-        if c.fixed_u {
-            continue;
+        if !c.fixed_u
+            && let Some(u) = level_frequencies(c, k, random)
+        {
+            c.u = u;
         }
-        let mut counts = vec![0_u64; c.n_levels()];
-        for row in random.rows() {
-            if let Some(level) = row.get(k).and_then(|&g| c.informative_level(g))
-                && let Some(count) = counts.get_mut(level)
-            {
-                *count += 1;
-            }
-        }
-        if counts.iter().all(|&n| n == 0) {
-            continue;
-        }
-        let informative: Vec<usize> = c.informative_levels().collect();
-        for &level in &informative {
-            if let (Some(u), Some(&n)) = (c.u.get_mut(level), counts.get(level)) {
-                *u = n as f64 + SMOOTHING;
-            }
-        }
-        clamp_normalise(&mut c.u, &informative, c.null_level);
     }
+}
+
+/// Sets m of the listed comparisons (except those with `fixed_m`) from pairs known to be
+/// matches (a strong label, e.g. pairs that agree on a valid civil-registry NIK, used for the
+/// *other* comparisons), the same way [`estimate_u_from_random_pairs`] sets u.
+pub fn estimate_m_from_matches(model: &mut Model, matches: &Gammas, comparisons: &[usize]) {
+    for (k, c) in model.comparisons.iter_mut().enumerate() {
+        if comparisons.contains(&k)
+            && !c.fixed_m
+            && let Some(m) = level_frequencies(c, k, matches)
+        {
+            c.m = m;
+        }
+    }
+}
+
+/// Level shares of comparison `k` among `rows` where it is not null, with half a pair added to
+/// every level so none is 0 (then clamped and renormalised; the null level stays 1). None when
+/// the comparison is null in every row.
+fn level_frequencies(c: &ComparisonParams, k: usize, rows: &Gammas) -> Option<Vec<f64>> {
+    const SMOOTHING: f64 = 0.5;
+    let mut counts = vec![0_u64; c.n_levels()];
+    for row in rows.rows() {
+        if let Some(level) = row.get(k).and_then(|&g| c.informative_level(g))
+            && let Some(count) = counts.get_mut(level)
+        {
+            *count += 1;
+        }
+    }
+    if counts.iter().all(|&n| n == 0) {
+        return None;
+    }
+    let informative: Vec<usize> = c.informative_levels().collect();
+    let mut values = vec![1.0; c.n_levels()];
+    for &level in &informative {
+        if let (Some(v), Some(&n)) = (values.get_mut(level), counts.get(level)) {
+            *v = n as f64 + SMOOTHING;
+        }
+    }
+    clamp_normalise(&mut values, &informative, c.null_level);
+    Some(values)
 }
 
 /// Clamps the listed entries to [`PROB_FLOOR`, 1 - `PROB_FLOOR`] after scaling them to sum to

@@ -28,7 +28,9 @@ use serde::Serialize;
 
 use super::blocking::{self, BlockingError, BlockingRule, RuleCount};
 use super::gamma::{self, COMPARISONS};
-use super::model::{EmReport, Gammas, Model, estimate_em, estimate_u_from_random_pairs};
+use super::model::{
+    EmReport, Gammas, Model, estimate_em, estimate_m_from_matches, estimate_u_from_random_pairs,
+};
 use crate::config::Pipeline;
 use crate::sql::{Session, SqlError};
 use crate::workspace::{Workspace, write_atomic};
@@ -265,6 +267,51 @@ pub async fn link(pipeline: &Pipeline, options: &LinkOptions) -> Result<LinkSumm
             width,
         },
     );
+    // m from strong labels rather than free EM, which at scale drifts to a "same name" class
+    // and learns NIKs differing only in the serial as matches (the DOMAIN trap):
+    // - pairs with the same 16-digit NIK give m of every other comparison;
+    // - pairs with the same name, birth date and village give m of the NIK comparison.
+    // EM then only fits lambda, with m and u fixed.
+    let position = |name: &str| COMPARISONS.iter().position(|c| c.name == name);
+    if let (Some(nik), Some(name), Some(birth), Some(region)) = (
+        position("nik"),
+        position("name"),
+        position("birth_date"),
+        position("region"),
+    ) {
+        let labelled = |keep: &dyn Fn(&[u8]) -> bool| -> Vec<u8> {
+            gammas
+                .chunks_exact(width)
+                .filter(|row| keep(row))
+                .flatten()
+                .copied()
+                .collect()
+        };
+        let same_nik = labelled(&|row| row[nik] == 0);
+        let others: Vec<usize> = (0..width).filter(|k| *k != nik).collect();
+        estimate_m_from_matches(
+            &mut model,
+            &Gammas {
+                values: &same_nik,
+                width,
+            },
+            &others,
+        );
+        let same_person_details =
+            labelled(&|row| row[name] == 0 && row[birth] == 0 && row[region] == 0);
+        estimate_m_from_matches(
+            &mut model,
+            &Gammas {
+                values: &same_person_details,
+                width,
+            },
+            &[nik],
+        );
+        for comparison in &mut model.comparisons {
+            comparison.fixed_m = true;
+            comparison.fixed_u = true;
+        }
+    }
     let em: EmReport = estimate_em(
         &mut model,
         &Gammas {
@@ -272,8 +319,8 @@ pub async fn link(pipeline: &Pipeline, options: &LinkOptions) -> Result<LinkSumm
             width,
         },
         100,
-        1e-5,
-        true,
+        1e-6,
+        false,
     );
     lap("model", &mut clock);
 
