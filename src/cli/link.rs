@@ -17,7 +17,8 @@ Link staged records into persons (first version).
 Blocks candidate pairs (same NIK; same NIK region+date; same district and birth date; same
 village and name; same KK and first name; same name and birth date), counts each rule's pairs
 first and refuses one above --max-pairs-per-rule, compares every pair (NIK, name, birth date,
-sex, KK, region levels), estimates u from random pairs and m by EM, and merges pairs at or above
+sex, KK, region levels), estimates u from random pairs, m from strong labels (a shared 16-digit
+NIK; a shared name, birth date and village) and lambda by EM, and merges pairs at or above
 --threshold into clusters, never merging two civil-registry records with different NIKs.
 
 Writes <workspace>/link/record_link.parquet (source, source_row, cluster_id) and the fitted

@@ -5,8 +5,8 @@
 //!    read, plus source and role), numbered `rid`.
 //! 2. Blocking rules are counted and capped, then their pairs generated once ([`blocking`]).
 //! 3. The kernel turns each pair into level indices ([`gamma`]).
-//! 4. u comes from random record pairs, m and lambda from EM over the blocked pairs
-//!    ([`model`]); the fitted model is written beside the links as JSON.
+//! 4. u comes from random record pairs, m from strong labels, lambda from EM over the
+//!    blocked pairs ([`model`]); the fitted model is written beside the links as JSON.
 //! 5. Pairs at or above the probability threshold are merged, strongest first, into clusters,
 //!    with a guard: two civil-registry records with different NIKs are never merged.
 //!
@@ -205,37 +205,27 @@ pub async fn link(pipeline: &Pipeline, options: &LinkOptions) -> Result<LinkSumm
         tracing::info!(rule = %count.rule, pairs = count.pairs, blocks = count.blocks, largest = ?count.largest.first(), "Blocking rule.");
     }
     blocking::check_caps(&counts, options.max_pairs_per_rule)?;
-    let pairs = blocking::candidate_pairs(ctx, "records", "rid", &rules).await?;
-    ctx.register_table("pairs", pairs.into_view())?;
-    let side = |prefix: &str, alias: &str| {
-        RECORD_COLUMNS
-            .iter()
-            .map(|c| format!("{alias}.{c} AS {prefix}{c}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let mut joined = ctx
-        .sql(&format!(
-            "SELECT p.left_id, p.right_id, {}, {} FROM pairs p JOIN records l ON p.left_id = l.rid JOIN records r ON p.right_id = r.rid",
-            side("l_", "l"),
-            side("r_", "r")
-        ))
+    let mut pairs = blocking::candidate_pairs(ctx, "records", "rid", &rules)
         .await?
         .execute_stream()
         .await?;
 
-    // 3. Levels of every candidate pair, batch by batch as the join streams them (only the
-    //    six level bytes and the two record numbers of a pair are kept).
+    // 3. Levels of every candidate pair, batch by batch as pairs stream out of blocking: the
+    //    two records of each pair are gathered from memory by record number (`rid` is the row
+    //    index), and only the six level bytes and the two record numbers are kept.
     let width = COMPARISONS.len();
     let mut gammas: Vec<u8> = Vec::new();
     let mut ends: Vec<(u32, u32)> = Vec::new();
-    while let Some(batch) = joined.next().await {
+    while let Some(batch) = pairs.next().await {
         let batch = batch?;
-        let batch = &batch;
-        let g = gamma::gamma_batch(batch)?;
-        append_rows(&g, &mut gammas);
-        let left = batch.column(0).as_primitive::<UInt32Type>();
-        let right = batch.column(1).as_primitive::<UInt32Type>();
+        let left = arrow::compute::cast(batch.column(0), &DataType::UInt32)?;
+        let right = arrow::compute::cast(batch.column(1), &DataType::UInt32)?;
+        let (left, right) = (
+            left.as_primitive::<UInt32Type>(),
+            right.as_primitive::<UInt32Type>(),
+        );
+        let pair_batch = gather_pairs(&records, left, right)?;
+        append_rows(&gamma::gamma_batch(&pair_batch)?, &mut gammas);
         ends.extend(
             left.values()
                 .iter()
@@ -432,9 +422,21 @@ fn random_pair_gammas(
         }
     }
     let (left, right) = (UInt32Array::from(left), UInt32Array::from(right));
+    let batch = gather_pairs(records, &left, &right)?;
+    let mut out = Vec::new();
+    append_rows(&gamma::gamma_batch(&batch)?, &mut out);
+    Ok(out)
+}
+
+/// The `l_`/`r_` columns the kernel reads, gathered from `records` by row index.
+fn gather_pairs(
+    records: &RecordBatch,
+    left: &UInt32Array,
+    right: &UInt32Array,
+) -> Result<RecordBatch, LinkError> {
     let mut fields = Vec::new();
     let mut arrays = Vec::new();
-    for (prefix, indices) in [("l_", &left), ("r_", &right)] {
+    for (prefix, indices) in [("l_", left), ("r_", right)] {
         for name in RECORD_COLUMNS {
             let column = records.column_by_name(name).ok_or_else(|| {
                 arrow::error::ArrowError::SchemaError(format!("no column {name}"))
@@ -447,10 +449,7 @@ fn random_pair_gammas(
             arrays.push(take(column.as_ref(), indices, None)?);
         }
     }
-    let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)?;
-    let mut out = Vec::new();
-    append_rows(&gamma::gamma_batch(&batch)?, &mut out);
-    Ok(out)
+    Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)?)
 }
 
 /// The civil-registry NIK of each record (None for other sources and missing NIKs).
