@@ -20,7 +20,9 @@ Generates --persons synthetic persons (all sources) into a scratch directory, mi
 pipeline and its layouts there, runs `terpadu ingest` on it as a child process, and prints
 generation time, rows/s, MB/s and the ingest process's peak resident memory. Then measures
 the pairwise comparison kernel (NIK, name, birth date, sex, KK, region levels) on the staged
-civil registry: pairs compared per second on one core.
+civil registry (pairs compared per second on one core), runs `terpadu link` (pairs per blocking
+rule, time per step, pairs per second, peak memory) and `terpadu evaluate` against the
+generated truth.
 
 The pipeline must read its inputs from ../sample_data/ like pipelines/sample.toml does.
 
@@ -102,7 +104,7 @@ pub(super) fn run(args: Args, _progress: bool) -> Result<u8> {
 
     let exe = std::env::current_exe().context("locating the terpadu binary")?;
     let clock = Instant::now();
-    let status = Command::new(exe)
+    let status = Command::new(&exe)
         .args(["--quiet", "ingest"])
         .arg(&bench_pipeline)
         .stdout(std::process::Stdio::null())
@@ -141,6 +143,38 @@ pub(super) fn run(args: Args, _progress: bool) -> Result<u8> {
         );
     }
     kernel(&bench)?;
+
+    // Linkage end to end, in its own process so its peak memory is its own.
+    let clock = Instant::now();
+    let output = Command::new(&exe)
+        .args(["--quiet", "link"])
+        .arg(&bench_pipeline)
+        .output()
+        .context("running terpadu link")?;
+    if !output.status.success() {
+        bail!(
+            "terpadu link failed with {}: {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    println!("link:     {:.1}s wall", clock.elapsed().as_secs_f64());
+    for line in String::from_utf8_lossy(&output.stdout).lines() {
+        println!("          {line}");
+    }
+    let output = Command::new(&exe)
+        .args(["--quiet", "evaluate"])
+        .arg(&bench_pipeline)
+        .arg("--truth")
+        .arg(root.join("sample_data/truth.csv"))
+        .output()
+        .context("running terpadu evaluate")?;
+    for line in String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|l| l.starts_with("pairs") || l.starts_with("overall") || l.starts_with("persons"))
+    {
+        println!("evaluate: {line}");
+    }
     Ok(EXIT_OK)
 }
 

@@ -122,6 +122,18 @@ pub(super) fn run_link(args: LinkArgs) -> Result<u8> {
         .map(|(step, s)| format!("{step} {s:.2}s"))
         .collect();
     println!("time               {}", steps.join(", "));
+    let compare_seconds = summary
+        .seconds
+        .iter()
+        .find(|(step, _)| step.contains("comparisons"))
+        .map_or(0.0, |(_, s)| *s);
+    println!(
+        "pairs per second   {:.0} (blocking and comparisons)",
+        summary.candidate_pairs as f64 / compare_seconds.max(1e-9)
+    );
+    if let Some(peak) = crate::metrics::peak_rss_bytes() {
+        println!("peak memory        {} MiB", peak >> 20);
+    }
     println!(
         "links in {}, model in {}",
         summary.record_link, summary.model
