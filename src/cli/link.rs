@@ -15,7 +15,8 @@ pub(super) const LINK_ABOUT: &str = "\
 Link staged records into persons (first version).
 
 Blocks candidate pairs (same NIK; same NIK region+date; same district and birth date; same
-village and name; same KK and first name; same name and birth date), counts each rule's pairs
+village and name; same KK and first name; same NIK district, name and birth year; same name
+and birth date), counts each rule's pairs
 first and refuses one above --max-pairs-per-rule, compares every pair (NIK, name, birth date,
 sex, KK, region levels), estimates u from random pairs, m from strong labels (a shared 16-digit
 NIK; a shared name, birth date and village) and lambda by EM, and merges pairs at or above

@@ -126,8 +126,12 @@ pub fn default_rules() -> Vec<BlockingRule> {
         rule("village_name", &["village_code", "name"]),
         rule("kk_first_name", &["no_kk", "split_part(name, ' ', 1)"]),
         rule(
-            "nik_prefix_name",
-            &["substr(coalesce(nik, nik_known_prefix), 1, 6)", "name"],
+            "nik_prefix_name_year",
+            &[
+                "substr(coalesce(nik, nik_known_prefix), 1, 6)",
+                "name",
+                "date_part('year', birth_date)",
+            ],
         ),
         rule("name_birth_date", &["name", "birth_date"]),
     ]
