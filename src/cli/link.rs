@@ -8,8 +8,8 @@ use anyhow::{Context, Result};
 
 use super::EXIT_OK;
 use crate::config::{self, Overrides};
-use crate::link::evaluate::{EvalRecord, PairCounts, evaluate, read_truth};
-use crate::link::stage::{LinkOptions, link, read_record_link};
+use crate::link::evaluate::{EvalRecord, PairCounts, evaluate, pair_counts, read_truth};
+use crate::link::stage::{LinkOptions, cluster_pairs, link, read_link_run};
 
 pub(super) const LINK_ABOUT: &str = "\
 Link staged records into persons (first version).
@@ -34,8 +34,9 @@ pub(super) const EVALUATE_ABOUT: &str = "\
 Measure the last link run against ground truth (the generator's truth.csv).
 
 Prints pairwise precision, recall and F1 (a pair is two records placed in one cluster), the
-share of persons whose records form exactly one cluster, and the same figures per source and
-per noise kind.
+share of persons whose records form exactly one cluster, the same figures per source and per
+noise kind, and a threshold table: the run's scored pairs re-clustered at probabilities from
+0.5 to 0.99999, so you can choose --threshold for `terpadu link`.
 
 Example:
   terpadu evaluate pipelines/sample.toml --truth sample_data/truth.csv";
@@ -149,36 +150,50 @@ pub(super) fn run_evaluate(args: EvaluateArgs) -> Result<u8> {
             workspace: args.workspace,
         },
     )?;
-    let link_path = pipeline.workspace.join("link/record_link.parquet");
-    if !link_path.exists() {
+    let dir = pipeline.workspace.join("link");
+    if !dir.join("record_link.parquet").exists() {
         anyhow::bail!(
-            "no links at {}; run `terpadu link {}` first",
-            link_path.display(),
+            "no links in {}; run `terpadu link {}` first",
+            dir.display(),
             args.pipeline.display()
         );
     }
-    let links = read_record_link(&link_path)?;
+    let (linked, pairs) = read_link_run(&dir)?;
     let truth = read_truth(&args.truth)?;
-    let mut person_ids: HashMap<String, u64> = HashMap::new();
-    let mut records = Vec::with_capacity(links.len());
-    let mut unknown = 0usize;
-    let mut keys: Vec<&(String, u64)> = links.keys().collect();
-    keys.sort();
-    for key in keys {
-        let Some((person, _family, noise)) = truth.get(key) else {
-            unknown += 1;
-            continue;
-        };
-        let next = person_ids.len() as u64;
-        let truth_id = *person_ids.entry(person.clone()).or_insert(next);
-        records.push(EvalRecord {
-            predicted: links[key],
-            truth: truth_id,
-            source: key.0.clone(),
-            noise: noise.clone(),
-        });
+    // Records the truth file knows, with a number per true person.
+    let mut person_ids: HashMap<&str, u64> = HashMap::new();
+    let mut truth_of: Vec<Option<(u64, &[String])>> = Vec::with_capacity(linked.len());
+    for record in &linked {
+        let entry = truth.get(&(record.source.clone(), record.source_row));
+        truth_of.push(entry.map(|(person, _family, noise)| {
+            let next = person_ids.len() as u64;
+            (
+                *person_ids.entry(person.as_str()).or_insert(next),
+                noise.as_slice(),
+            )
+        }));
     }
-    let e = evaluate(&records);
+    let unknown = truth_of.iter().filter(|t| t.is_none()).count();
+    let records_at = |clusters: &[u64]| -> Vec<EvalRecord> {
+        linked
+            .iter()
+            .zip(&truth_of)
+            .filter_map(|(record, truth)| {
+                let (person, noise) = (*truth)?;
+                Some(EvalRecord {
+                    predicted: clusters
+                        .get(record.rid as usize)
+                        .copied()
+                        .unwrap_or(record.cluster_id),
+                    truth: person,
+                    source: record.source.clone(),
+                    noise: noise.to_vec(),
+                })
+            })
+            .collect()
+    };
+    let current: Vec<u64> = linked.iter().map(|r| r.cluster_id).collect();
+    let e = evaluate(&records_at(&current));
     let line = |name: &str, c: &PairCounts| {
         println!(
             "{name:<24} {:>9.4} {:>9.4} {:>9.4} {:>10} {:>10}",
@@ -208,6 +223,28 @@ pub(super) fn run_evaluate(args: EvaluateArgs) -> Result<u8> {
     );
     if unknown > 0 {
         println!("records without truth    {unknown}");
+    }
+    // The same links re-clustered at other thresholds, so users can choose.
+    println!();
+    println!(
+        "{:<24} {:>9} {:>9} {:>9} {:>10}",
+        "threshold (probability)", "precision", "recall", "f1", "clusters"
+    );
+    let registry: Vec<Option<String>> = linked.iter().map(|r| r.registry_nik.clone()).collect();
+    for threshold in [0.5, 0.9, 0.95, 0.99, 0.999, 0.9999, 0.99999] {
+        let clustering = cluster_pairs(registry.clone(), &pairs, threshold);
+        let counts = pair_counts(&records_at(&clustering.cluster_ids));
+        let mut ids = clustering.cluster_ids.clone();
+        ids.sort_unstable();
+        ids.dedup();
+        println!(
+            "{:<24} {:>9.4} {:>9.4} {:>9.4} {:>10}",
+            threshold,
+            counts.precision(),
+            counts.recall(),
+            counts.f1(),
+            ids.len()
+        );
     }
     Ok(EXIT_OK)
 }

@@ -13,7 +13,6 @@
 //! Not yet here (next steps of the linkage issue): stable person ids across runs, families,
 //! term-frequency adjustment, the published registry tables and `explain`.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
@@ -318,25 +317,25 @@ pub async fn link(pipeline: &Pipeline, options: &LinkOptions) -> Result<LinkSumm
     );
     lap("model", &mut clock);
 
-    // 5. Clusters.
+    // 5. Clusters. Pairs with a probability of at least MIN_KEPT_PROBABILITY are kept (and
+    //    written), so `evaluate` can re-cluster at other thresholds.
     let registry_nik = registry_niks(&records);
-    let mut scored: Vec<(f64, u32, u32)> = order
+    let scored: Vec<ScoredPair> = order
         .iter()
         .filter_map(|&i| {
             let row = &gammas[i * width..(i + 1) * width];
-            let p = model.probability(row);
-            (p >= options.threshold).then(|| (model.match_weight(row), ends[i].0, ends[i].1))
+            let probability = model.probability(row);
+            (probability >= MIN_KEPT_PROBABILITY).then(|| ScoredPair {
+                weight: model.match_weight(row),
+                probability,
+                left: ends[i].0,
+                right: ends[i].1,
+            })
         })
         .collect();
-    scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
-    let mut clusters = Clusters::new(n, registry_nik);
-    let mut refused = 0;
-    for (_, a, b) in &scored {
-        if !clusters.union(*a as usize, *b as usize) {
-            refused += 1;
-        }
-    }
-    let cluster_ids: Vec<u64> = (0..n).map(|i| clusters.representative(i) as u64).collect();
+    let clustering = cluster_pairs(registry_nik.clone(), &scored, options.threshold);
+    let cluster_ids = clustering.cluster_ids;
+    let refused = clustering.refused;
     let cluster_count = {
         let mut ids = cluster_ids.clone();
         ids.sort_unstable();
@@ -349,7 +348,8 @@ pub async fn link(pipeline: &Pipeline, options: &LinkOptions) -> Result<LinkSumm
     let dir = workspace.root().join("link");
     std::fs::create_dir_all(&dir).map_err(|e| write_error(&dir, e))?;
     let link_path = dir.join("record_link.parquet");
-    write_record_link(&records, &cluster_ids, &link_path)?;
+    write_record_link(&records, &cluster_ids, &registry_nik, &link_path)?;
+    write_pairs(&scored, &dir.join("pairs.parquet"))?;
     let model_path = dir.join("model.json");
     let model_json = serde_json::to_vec_pretty(&model).map_err(|e| write_error(&model_path, e))?;
     write_atomic(&model_path, &model_json).map_err(|e| write_error(&model_path, e))?;
@@ -359,7 +359,7 @@ pub async fn link(pipeline: &Pipeline, options: &LinkOptions) -> Result<LinkSumm
         records: n,
         rules: counts.iter().map(|c| (c.rule.clone(), c.pairs)).collect(),
         candidate_pairs: ends.len(),
-        linked_pairs: scored.len(),
+        linked_pairs: clustering.linked,
         refused_merges: refused,
         clusters: cluster_count,
         em_iterations: em.iterations,
@@ -523,64 +523,197 @@ impl Clusters {
     }
 }
 
+/// Pairs with a lower match probability are not kept at all.
+pub const MIN_KEPT_PROBABILITY: f64 = 0.01;
+
+/// A scored candidate pair.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ScoredPair {
+    /// Total match weight (log2 odds).
+    pub weight: f64,
+    /// Match probability.
+    pub probability: f64,
+    /// Record number of one side.
+    pub left: u32,
+    /// Record number of the other side.
+    pub right: u32,
+}
+
+/// The outcome of clustering at one threshold.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Clustering {
+    /// Cluster id of every record (the smallest record number in its cluster).
+    pub cluster_ids: Vec<u64>,
+    /// Pairs at or above the threshold.
+    pub linked: usize,
+    /// Of those, merges the guard refused.
+    pub refused: usize,
+}
+
+/// Merges pairs at or above `threshold`, strongest first, under the civil-registry guard.
+pub fn cluster_pairs(
+    registry_nik: Vec<Option<String>>,
+    pairs: &[ScoredPair],
+    threshold: f64,
+) -> Clustering {
+    let n = registry_nik.len();
+    let mut linked: Vec<&ScoredPair> = pairs
+        .iter()
+        .filter(|p| p.probability >= threshold)
+        .collect();
+    linked.sort_by(|a, b| {
+        b.weight
+            .total_cmp(&a.weight)
+            .then(a.left.cmp(&b.left))
+            .then(a.right.cmp(&b.right))
+    });
+    let mut clusters = Clusters::new(n, registry_nik);
+    let refused = linked
+        .iter()
+        .filter(|p| !clusters.union(p.left as usize, p.right as usize))
+        .count();
+    Clustering {
+        cluster_ids: (0..n).map(|i| clusters.representative(i) as u64).collect(),
+        linked: linked.len(),
+        refused,
+    }
+}
+
+fn write_parquet(batch: &RecordBatch, path: &std::path::Path) -> Result<(), LinkError> {
+    let tmp: PathBuf = path.with_extension(format!("tmp-{}", std::process::id()));
+    let file = std::fs::File::create(&tmp).map_err(|e| write_error(&tmp, e))?;
+    let mut writer = parquet::arrow::ArrowWriter::try_new(
+        file,
+        batch.schema(),
+        Some(crate::ingest::sink::writer_properties()),
+    )
+    .map_err(|e| write_error(&tmp, e))?;
+    writer.write(batch).map_err(|e| write_error(&tmp, e))?;
+    writer.close().map_err(|e| write_error(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| write_error(path, e))
+}
+
 fn write_record_link(
     records: &RecordBatch,
     clusters: &[u64],
+    registry_nik: &[Option<String>],
     path: &std::path::Path,
 ) -> Result<(), LinkError> {
     let schema = Arc::new(Schema::new(vec![
         Field::new("source", DataType::Utf8, false),
         Field::new("source_row", DataType::UInt64, false),
+        Field::new("rid", DataType::UInt32, false),
         Field::new("cluster_id", DataType::UInt64, false),
+        Field::new("registry_nik", DataType::Utf8, true),
     ]));
-    let source = records
-        .column_by_name("source")
-        .map(|c| arrow::compute::cast(c, &DataType::Utf8))
-        .transpose()?
-        .unwrap_or_else(|| Arc::new(StringArray::from(Vec::<String>::new())));
-    let rows = records
-        .column_by_name("source_row")
-        .map(|c| arrow::compute::cast(c, &DataType::UInt64))
-        .transpose()?
-        .unwrap_or_else(|| Arc::new(UInt64Array::from(Vec::<u64>::new())));
+    let column = |name: &str, data_type: &DataType| -> Result<ArrayRef, LinkError> {
+        let c = records
+            .column_by_name(name)
+            .ok_or_else(|| arrow::error::ArrowError::SchemaError(format!("no column {name}")))?;
+        Ok(arrow::compute::cast(c, data_type)?)
+    };
     let batch = RecordBatch::try_new(
-        schema.clone(),
-        vec![source, rows, Arc::new(UInt64Array::from(clusters.to_vec()))],
-    )?;
-    let tmp: PathBuf = path.with_extension(format!("tmp-{}", std::process::id()));
-    let file = std::fs::File::create(&tmp).map_err(|e| write_error(&tmp, e))?;
-    let mut writer = parquet::arrow::ArrowWriter::try_new(
-        file,
         schema,
-        Some(crate::ingest::sink::writer_properties()),
-    )
-    .map_err(|e| write_error(&tmp, e))?;
-    writer.write(&batch).map_err(|e| write_error(&tmp, e))?;
-    writer.close().map_err(|e| write_error(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| write_error(path, e))
+        vec![
+            column("source", &DataType::Utf8)?,
+            column("source_row", &DataType::UInt64)?,
+            column("rid", &DataType::UInt32)?,
+            Arc::new(UInt64Array::from(clusters.to_vec())),
+            Arc::new(StringArray::from(registry_nik.to_vec())),
+        ],
+    )?;
+    write_parquet(&batch, path)
 }
 
-/// Reads `record_link.parquet` back as (source, source_row) -> cluster id.
-pub fn read_record_link(path: &std::path::Path) -> Result<HashMap<(String, u64), u64>, LinkError> {
+fn write_pairs(pairs: &[ScoredPair], path: &std::path::Path) -> Result<(), LinkError> {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("left_rid", DataType::UInt32, false),
+        Field::new("right_rid", DataType::UInt32, false),
+        Field::new("match_weight", DataType::Float64, false),
+        Field::new("probability", DataType::Float64, false),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(UInt32Array::from_iter_values(pairs.iter().map(|p| p.left))),
+            Arc::new(UInt32Array::from_iter_values(pairs.iter().map(|p| p.right))),
+            Arc::new(arrow::array::Float64Array::from_iter_values(
+                pairs.iter().map(|p| p.weight),
+            )),
+            Arc::new(arrow::array::Float64Array::from_iter_values(
+                pairs.iter().map(|p| p.probability),
+            )),
+        ],
+    )?;
+    write_parquet(&batch, path)
+}
+
+/// One record of `record_link.parquet`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkedRecord {
+    /// Source name.
+    pub source: String,
+    /// Row in the source file.
+    pub source_row: u64,
+    /// Record number within the link run.
+    pub rid: u32,
+    /// Cluster at the run's threshold.
+    pub cluster_id: u64,
+    /// Civil-registry NIK, for the guard.
+    pub registry_nik: Option<String>,
+}
+
+fn read_batches(path: &std::path::Path) -> Result<Vec<RecordBatch>, LinkError> {
     let file = std::fs::File::open(path).map_err(|e| write_error(path, e))?;
     let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
         .map_err(|e| write_error(path, e))?
         .build()
         .map_err(|e| write_error(path, e))?;
-    let mut out = HashMap::new();
-    for batch in reader {
-        let batch = batch?;
+    Ok(reader.collect::<Result<Vec<_>, _>>()?)
+}
+
+/// Reads a link run's `record_link.parquet` (sorted by record number) and `pairs.parquet`.
+pub fn read_link_run(
+    dir: &std::path::Path,
+) -> Result<(Vec<LinkedRecord>, Vec<ScoredPair>), LinkError> {
+    let mut records = Vec::new();
+    for batch in read_batches(&dir.join("record_link.parquet"))? {
         let source = batch.column(0).as_string::<i32>();
         let row = batch.column(1).as_primitive::<UInt64Type>();
-        let cluster = batch.column(2).as_primitive::<UInt64Type>();
+        let rid = batch.column(2).as_primitive::<UInt32Type>();
+        let cluster = batch.column(3).as_primitive::<UInt64Type>();
+        let nik = batch.column(4).as_string::<i32>();
         for i in 0..batch.num_rows() {
-            out.insert(
-                (source.value(i).to_string(), row.value(i)),
-                cluster.value(i),
-            );
+            records.push(LinkedRecord {
+                source: source.value(i).to_string(),
+                source_row: row.value(i),
+                rid: rid.value(i),
+                cluster_id: cluster.value(i),
+                registry_nik: (!nik.is_null(i)).then(|| nik.value(i).to_string()),
+            });
         }
     }
-    Ok(out)
+    records.sort_by_key(|r| r.rid);
+    let mut pairs = Vec::new();
+    for batch in read_batches(&dir.join("pairs.parquet"))? {
+        let left = batch.column(0).as_primitive::<UInt32Type>();
+        let right = batch.column(1).as_primitive::<UInt32Type>();
+        let weight = batch
+            .column(2)
+            .as_primitive::<arrow::datatypes::Float64Type>();
+        let probability = batch
+            .column(3)
+            .as_primitive::<arrow::datatypes::Float64Type>();
+        for i in 0..batch.num_rows() {
+            pairs.push(ScoredPair {
+                weight: weight.value(i),
+                probability: probability.value(i),
+                left: left.value(i),
+                right: right.value(i),
+            });
+        }
+    }
+    Ok((records, pairs))
 }
 
 #[cfg(test)]

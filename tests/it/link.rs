@@ -58,6 +58,11 @@ fn link_then_evaluate_meets_the_accuracy_floor_on_the_sample() {
     assert!(precision >= 0.99, "precision {precision}\n{stdout}");
     assert!(recall >= 0.98, "recall {recall}\n{stdout}");
     assert!(f1 >= 0.98, "f1 {f1}\n{stdout}");
+    // The threshold table re-clusters the run's pairs; at the run's own threshold it must
+    // reproduce the overall figures.
+    assert_eq!(figure(&stdout, "0.95", 1), precision, "{stdout}");
+    assert_eq!(figure(&stdout, "0.95", 2), recall, "{stdout}");
+    assert!(stdout.contains("threshold (probability)"), "{stdout}");
 }
 
 #[test]
