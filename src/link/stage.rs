@@ -32,7 +32,7 @@ use super::model::{
 };
 use crate::config::Pipeline;
 use crate::sql::{Session, SqlError};
-use crate::workspace::{Workspace, write_atomic};
+use crate::workspace::{LockError, Workspace, WorkspaceLock, write_atomic};
 
 /// Link-stage errors.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +40,9 @@ pub enum LinkError {
     /// Opening the staged data failed.
     #[error(transparent)]
     Sql(#[from] SqlError),
+    /// Another run holds the workspace.
+    #[error(transparent)]
+    Locked(#[from] LockError),
     /// A blocking rule failed or exploded.
     #[error(transparent)]
     Blocking(#[from] BlockingError),
@@ -152,6 +155,7 @@ const RECORD_COLUMNS: &[&str] = &[
 /// Runs the link stage over the pipeline's staged data.
 pub async fn link(pipeline: &Pipeline, options: &LinkOptions) -> Result<LinkSummary, LinkError> {
     let workspace = Workspace::new(&pipeline.workspace);
+    let _lock = WorkspaceLock::acquire(&workspace, "link")?;
     let session = Session::open(&workspace).await?;
     let ctx = &session.ctx;
     let manifest = workspace
