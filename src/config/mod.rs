@@ -316,6 +316,13 @@ path = "y.csv"
 schema = "kpm_banten"
 format = { type = "csv" }
 program = { code = "X", unit = "family" }
+
+[[sources]]
+name = "quarantine"
+role = "local"
+path = "z.csv"
+schema = "kpm"
+format = { type = "csv" }
 "#,
         );
         let err = load_pipeline(&pipeline, &Overrides::default()).expect_err("invalid");
@@ -339,7 +346,11 @@ program = { code = "X", unit = "family" }
                 && text.contains("known: kpm"),
             "{text}"
         );
-        assert_eq!(err.diagnostics().len(), 6, "{text}");
+        assert!(
+            text.contains("sources[2].name: 'quarantine' is a table terpadu itself provides"),
+            "{text}"
+        );
+        assert_eq!(err.diagnostics().len(), 7, "{text}");
     }
 
     #[test]

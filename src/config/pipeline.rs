@@ -197,6 +197,9 @@ pub struct Source {
     pub program: Option<ProgramSpec>,
 }
 
+/// Table names terpadu registers itself; sources may not take them.
+pub const RESERVED_TABLES: &[&str] = &["quarantine", "ingest_sources", "records", "pairs"];
+
 /// True for a name usable as an SQL table name without quoting.
 pub fn is_plain_identifier(name: &str) -> bool {
     let mut chars = name.chars();
@@ -243,6 +246,17 @@ pub fn check_source(file: &Path, index: usize, source: &RawSource, problems: &mu
             format!(
                 "'{}' must be lower-case letters, digits and _ (it becomes an SQL table name)",
                 source.name
+            ),
+        ));
+    }
+    if RESERVED_TABLES.contains(&source.name.as_str()) || source.name.starts_with("quarantine_") {
+        problems.push(Diagnostic::new(
+            file,
+            key("name"),
+            format!(
+                "'{}' is a table terpadu itself provides in SQL ({} and quarantine_<source>); choose another name",
+                source.name,
+                RESERVED_TABLES.join(", ")
             ),
         ));
     }
