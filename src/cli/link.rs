@@ -96,10 +96,7 @@ pub(super) fn run_link(args: LinkArgs) -> Result<u8> {
         max_pairs_per_rule: args.max_pairs_per_rule,
         ..LinkOptions::default()
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the runtime")?;
+    let runtime = super::runtime()?;
     let summary = runtime
         .block_on(link(&pipeline, &options))
         .with_context(|| format!("linking pipeline '{}'", pipeline.name))?;
@@ -234,16 +231,13 @@ pub(super) fn run_evaluate(args: EvaluateArgs) -> Result<u8> {
     for threshold in [0.5, 0.9, 0.95, 0.99, 0.999, 0.9999, 0.99999] {
         let clustering = cluster_pairs(registry.clone(), &pairs, threshold);
         let counts = pair_counts(&records_at(&clustering.cluster_ids));
-        let mut ids = clustering.cluster_ids.clone();
-        ids.sort_unstable();
-        ids.dedup();
         println!(
             "{:<24} {:>9.4} {:>9.4} {:>9.4} {:>10}",
             threshold,
             counts.precision(),
             counts.recall(),
             counts.f1(),
-            ids.len()
+            clustering.cluster_count()
         );
     }
     Ok(EXIT_OK)

@@ -132,6 +132,15 @@ fn init_logging(cli: &Cli) {
     }
 }
 
+/// The async runtime for commands that run DataFusion queries.
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    use anyhow::Context;
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the query runtime")
+}
+
 /// Whether progress bars should be drawn.
 pub(crate) fn show_progress(cli_format: LogFormat, quiet: bool) -> bool {
     cli_format == LogFormat::Human && !quiet && std::io::stderr().is_terminal()

@@ -53,10 +53,7 @@ pub(super) fn run(args: Args) -> Result<u8> {
             workspace: args.workspace.clone(),
         },
     )?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the query runtime")?;
+    let runtime = super::runtime()?;
     runtime.block_on(async {
         let workspace = Workspace::new(&pipeline.workspace);
         let session = Session::open(&workspace).await?;

@@ -158,9 +158,7 @@ pub async fn link(pipeline: &Pipeline, options: &LinkOptions) -> Result<LinkSumm
     let _lock = WorkspaceLock::acquire(&workspace, "link")?;
     let session = Session::open(&workspace).await?;
     let ctx = &session.ctx;
-    let manifest = workspace
-        .read_manifest()
-        .ok_or_else(|| SqlError::NothingStaged(workspace.root().display().to_string()))?;
+    let manifest = &session.manifest;
     let mut seconds = Vec::new();
     let mut clock = Instant::now();
     let mut lap = |name: &str, clock: &mut Instant| {
@@ -338,14 +336,8 @@ pub async fn link(pipeline: &Pipeline, options: &LinkOptions) -> Result<LinkSumm
         })
         .collect();
     let clustering = cluster_pairs(registry_nik.clone(), &scored, options.threshold);
-    let cluster_ids = clustering.cluster_ids;
-    let refused = clustering.refused;
-    let cluster_count = {
-        let mut ids = cluster_ids.clone();
-        ids.sort_unstable();
-        ids.dedup();
-        ids.len()
-    };
+    let cluster_count = clustering.cluster_count();
+    let (cluster_ids, refused) = (clustering.cluster_ids, clustering.refused);
     lap("clusters", &mut clock);
 
     // Outputs: written beside each other, each atomically.
@@ -552,6 +544,16 @@ pub struct Clustering {
     pub linked: usize,
     /// Of those, merges the guard refused.
     pub refused: usize,
+}
+
+impl Clustering {
+    /// Number of distinct clusters.
+    pub fn cluster_count(&self) -> usize {
+        let mut ids = self.cluster_ids.clone();
+        ids.sort_unstable();
+        ids.dedup();
+        ids.len()
+    }
 }
 
 /// Merges pairs at or above `threshold`, strongest first, under the civil-registry guard.

@@ -56,6 +56,8 @@ pub struct Session {
     pub ctx: SessionContext,
     /// Registered tables.
     pub tables: Vec<TableInfo>,
+    /// The staged manifest the tables were registered from.
+    pub manifest: crate::ingest::IngestManifest,
 }
 
 impl Session {
@@ -130,7 +132,11 @@ impl Session {
             name: "ingest_sources".into(),
             description: format!("per-source counts of ingest run {}", manifest.run_id),
         });
-        Ok(Session { ctx, tables })
+        Ok(Session {
+            ctx,
+            tables,
+            manifest,
+        })
     }
 
     /// Runs one statement and collects its result.

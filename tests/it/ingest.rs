@@ -2,7 +2,9 @@
 
 use std::collections::HashMap;
 
-use crate::util::{Project, column_lists, column_text, read_parquet, run, text, truth};
+use crate::util::{
+    Project, column_lists, column_text, quarantine_reasons, read_parquet, run, text, truth,
+};
 
 /// Ingests the shipped sample and returns the project.
 fn ingested_sample() -> Project {
@@ -271,16 +273,9 @@ fn unreadable_rows_are_quarantined_with_file_row_and_reason() {
     assert_eq!(source["rows_staged"], 1);
     assert_eq!(source["rows_quarantined"], 4);
     let quarantine = read_parquet(&project.quarantine("q", "pkh"));
-    let rows = column_text(&quarantine, "source_row");
-    let reasons = column_text(&quarantine, "reason_code");
     let files = column_text(&quarantine, "source_file");
-    let got: Vec<(String, String)> = rows
-        .into_iter()
-        .zip(reasons)
-        .map(|(r, c)| (r.expect("row"), c.expect("reason")))
-        .collect();
     assert_eq!(
-        got,
+        quarantine_reasons(&quarantine),
         vec![
             ("3".to_string(), "wrong_column_count".to_string()),
             ("4".to_string(), "invalid_encoding".to_string()),
@@ -443,13 +438,8 @@ fn row_numbers_are_physical_lines_in_windows_files_with_blank_lines_and_stray_qu
         ]
     );
     let quarantine = read_parquet(&project.quarantine("w", "pbi"));
-    let got: Vec<(String, String)> = column_text(&quarantine, "source_row")
-        .into_iter()
-        .zip(column_text(&quarantine, "reason_code"))
-        .map(|(r, c)| (r.expect("row"), c.expect("code")))
-        .collect();
     assert_eq!(
-        got,
+        quarantine_reasons(&quarantine),
         vec![
             ("5".to_string(), "repeated_header".to_string()),
             ("6".to_string(), "wrong_column_count".to_string()),

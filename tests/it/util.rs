@@ -160,6 +160,15 @@ pub fn column_text(batches: &[RecordBatch], name: &str) -> Vec<Option<String>> {
     out
 }
 
+/// The (source_row, reason_code) of every quarantined row, in file order.
+pub fn quarantine_reasons(batches: &[RecordBatch]) -> Vec<(String, String)> {
+    column_text(batches, "source_row")
+        .into_iter()
+        .zip(column_text(batches, "reason_code"))
+        .map(|(row, code)| (row.expect("row"), code.expect("reason")))
+        .collect()
+}
+
 /// A list column (e.g. quality_flags) as vectors of strings.
 pub fn column_lists(batches: &[RecordBatch], name: &str) -> Vec<Vec<String>> {
     let mut out = Vec::new();
