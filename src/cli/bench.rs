@@ -182,9 +182,6 @@ pub(super) fn run(args: Args, _progress: bool) -> Result<u8> {
 /// record against its neighbour in file order (same village, often the same family), which
 /// exercises every level.
 fn kernel(pipeline: &crate::config::Pipeline) -> Result<()> {
-    use arrow::array::RecordBatch;
-    use arrow::datatypes::{Field, Schema};
-    use std::sync::Arc;
     let workspace = Workspace::new(&pipeline.workspace);
     let manifest = workspace
         .read_manifest()
@@ -197,10 +194,6 @@ fn kernel(pipeline: &crate::config::Pipeline) -> Result<()> {
     let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)?
         .with_batch_size(64 * 1024)
         .build()?;
-    let wanted: Vec<&str> = crate::link::gamma::COMPARISONS
-        .iter()
-        .flat_map(|c| c.columns.iter().copied())
-        .collect();
     let mut pairs = 0u64;
     let mut seconds = 0f64;
     for batch in reader {
@@ -209,20 +202,11 @@ fn kernel(pipeline: &crate::config::Pipeline) -> Result<()> {
         if n < 2 {
             continue;
         }
-        let mut fields = Vec::new();
-        let mut arrays = Vec::new();
-        for (prefix, offset) in [("l_", 0), ("r_", 1)] {
-            for name in &wanted {
-                let column = batch.column_by_name(name).context("staged column")?;
-                fields.push(Field::new(
-                    format!("{prefix}{name}"),
-                    column.data_type().clone(),
-                    true,
-                ));
-                arrays.push(column.slice(offset, n - 1));
-            }
-        }
-        let pair_batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)?;
+        // Each record against its neighbour in file order.
+        let n = u32::try_from(n).context("batch too large")?;
+        let left = arrow::array::UInt32Array::from_iter_values(0..n - 1);
+        let right = arrow::array::UInt32Array::from_iter_values(1..n);
+        let pair_batch = crate::link::stage::gather_pairs(&batch, &left, &right)?;
         let clock = Instant::now();
         let gammas = crate::link::gamma::gamma_batch(&pair_batch)?;
         seconds += clock.elapsed().as_secs_f64();

@@ -428,8 +428,9 @@ fn random_pair_gammas(
     Ok(out)
 }
 
-/// The `l_`/`r_` columns the kernel reads, gathered from `records` by row index.
-fn gather_pairs(
+/// The `l_`/`r_` columns the kernel reads, gathered from `records` (any batch with the
+/// staged columns the comparisons read) by row index.
+pub fn gather_pairs(
     records: &RecordBatch,
     left: &UInt32Array,
     right: &UInt32Array,
