@@ -30,6 +30,7 @@ pub mod ingest;
 pub mod link;
 pub mod metrics;
 pub mod normalize;
+pub mod registry;
 pub mod sample;
 pub mod sql;
 pub mod workspace;

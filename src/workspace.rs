@@ -8,9 +8,14 @@
 //!   staged/<run>/quarantine/<source>.parquet  rows that could not be read, with reasons
 //!   staged/.tmp-<run>/                     a run in progress (never read by queries)
 //!   runs/<run>/ingest.json                 every run's manifest, kept
+//!   registry/_current.json                 which registry version is current (the switch)
+//!   registry/<version>/*.parquet           one published registry version (person, family,
+//!                                          record_link, program_membership, ...)
+//!   registry/.tmp-<version>/               a version being written (never read by queries)
 //! ```
-//! Readers go through the manifest, so they never see a half-written generation; generations
-//! no manifest references are removed after each successful run.
+//! Readers go through the manifest and the registry pointer, so they never see a half-written
+//! generation or version; generations no manifest references are removed after each
+//! successful run, and registry versions beyond the newest few are pruned.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -108,6 +113,57 @@ impl Workspace {
             }
         }
         write_atomic(&self.manifest_path(), &to_json(&current)?)
+    }
+}
+
+/// The registry pointer: `registry/_current.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegistryPointer {
+    /// The current version (a directory under `registry/`).
+    pub version: String,
+    /// When it was made current (RFC 3339).
+    pub published_at: String,
+}
+
+impl Workspace {
+    /// `registry/`.
+    pub fn registry_dir(&self) -> PathBuf {
+        self.root.join("registry")
+    }
+
+    /// The directory of one registry version.
+    pub fn registry_version_dir(&self, version: &str) -> PathBuf {
+        self.registry_dir().join(version)
+    }
+
+    /// Scratch directory of a version being written.
+    pub fn registry_tmp(&self, version: &str) -> PathBuf {
+        self.registry_dir().join(format!(".tmp-{version}"))
+    }
+
+    /// `registry/_current.json`.
+    pub fn registry_pointer_path(&self) -> PathBuf {
+        self.registry_dir().join("_current.json")
+    }
+
+    /// The current registry version, if one was published.
+    pub fn read_registry_pointer(&self) -> Option<RegistryPointer> {
+        let text = std::fs::read_to_string(self.registry_pointer_path()).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    /// Published versions, oldest first (version ids sort by time).
+    pub fn registry_versions(&self) -> Vec<String> {
+        let mut versions: Vec<String> = std::fs::read_dir(self.registry_dir())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|name| !name.starts_with('.'))
+            .collect();
+        versions.sort();
+        versions
     }
 }
 

@@ -9,7 +9,9 @@ use anyhow::{Context, Result};
 use super::EXIT_OK;
 use crate::config::{self, Overrides};
 use crate::link::evaluate::{EvalRecord, PairCounts, evaluate, pair_counts, read_truth};
-use crate::link::stage::{LinkOptions, cluster_pairs, link, read_link_run};
+use crate::link::stage::{LinkOptions, cluster_pairs};
+use crate::registry::{self, RegistryOptions};
+use crate::workspace::Workspace;
 
 pub(super) const LINK_ABOUT: &str = "\
 Link staged records into persons (first version).
@@ -56,6 +58,18 @@ pub struct LinkArgs {
     #[arg(long, default_value_t = 50_000_000)]
     max_pairs_per_rule: u64,
 
+    /// Score with this saved model (a version's model.json) instead of fitting one.
+    #[arg(long, value_name = "FILE")]
+    model: Option<PathBuf>,
+
+    /// Do not weigh agreement on common names and birth dates down by their frequency.
+    #[arg(long)]
+    no_term_frequency: bool,
+
+    /// Registry versions to keep (the current one included).
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    keep_versions: usize,
+
     /// Workspace directory (default: the pipeline's).
     #[arg(long, value_name = "DIR")]
     workspace: Option<PathBuf>,
@@ -91,31 +105,70 @@ pub(super) fn run_link(args: LinkArgs) -> Result<u8> {
             workspace: args.workspace,
         },
     )?;
-    let options = LinkOptions {
-        threshold: args.threshold,
-        max_pairs_per_rule: args.max_pairs_per_rule,
-        ..LinkOptions::default()
+    let model = match &args.model {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading the model {}", path.display()))?;
+            let model = serde_json::from_str(&text).with_context(|| {
+                format!(
+                    "{} is not a terpadu model (the model.json of a registry version)",
+                    path.display()
+                )
+            })?;
+            Some((path.display().to_string(), model))
+        }
+        None => None,
+    };
+    let options = RegistryOptions {
+        link: LinkOptions {
+            threshold: args.threshold,
+            max_pairs_per_rule: args.max_pairs_per_rule,
+            model,
+            term_frequency: !args.no_term_frequency,
+            ..LinkOptions::default()
+        },
+        keep_versions: args.keep_versions,
     };
     let runtime = super::runtime()?;
-    let summary = runtime
-        .block_on(link(&pipeline, &options))
+    let built = runtime
+        .block_on(registry::build(&pipeline, &options))
         .with_context(|| format!("linking pipeline '{}'", pipeline.name))?;
+    let summary = &built.link;
     println!("records            {}", summary.records);
     for (rule, pairs) in &summary.rules {
         println!("  rule {rule:<22} {pairs} pairs");
     }
     println!("candidate pairs    {}", summary.candidate_pairs);
-    println!(
-        "EM                 {} iterations, converged: {}, lambda {:.4}",
-        summary.em_iterations, summary.em_converged, summary.lambda
-    );
+    if summary.model_source == "fitted" {
+        println!(
+            "model              fitted; EM {} iterations, converged: {}, lambda {:.4}",
+            summary.em_iterations, summary.em_converged, summary.lambda
+        );
+    } else {
+        println!("model              {}", summary.model_source);
+    }
     println!(
         "linked pairs       {} (threshold {})",
         summary.linked_pairs, args.threshold
     );
     println!("refused merges     {}", summary.refused_merges);
-    println!("clusters           {}", summary.clusters);
-    let steps: Vec<String> = summary
+    let rows = |table: &str| built.meta.rows.get(table).copied().unwrap_or(0);
+    println!("persons            {}", rows("person"));
+    println!("families           {}", rows("family"));
+    println!("program records    {}", rows("program_membership"));
+    if built.meta.changes.is_empty() {
+        println!("id changes         none");
+    } else {
+        let changes: Vec<String> = built
+            .meta
+            .changes
+            .iter()
+            .map(|(kind, n)| format!("{n} {kind}"))
+            .collect();
+        println!("id changes         {}", changes.join(", "));
+    }
+    let steps: Vec<String> = built
+        .meta
         .seconds
         .iter()
         .map(|(step, s)| format!("{step} {s:.2}s"))
@@ -134,8 +187,9 @@ pub(super) fn run_link(args: LinkArgs) -> Result<u8> {
         println!("peak memory        {} MiB", peak >> 20);
     }
     println!(
-        "links in {}, model in {}",
-        summary.record_link, summary.model
+        "published          version {} in {}",
+        built.meta.version,
+        built.dir.display()
     );
     Ok(EXIT_OK)
 }
@@ -147,15 +201,7 @@ pub(super) fn run_evaluate(args: EvaluateArgs) -> Result<u8> {
             workspace: args.workspace,
         },
     )?;
-    let dir = pipeline.workspace.join("link");
-    if !dir.join("record_link.parquet").exists() {
-        anyhow::bail!(
-            "no links in {}; run `terpadu link {}` first",
-            dir.display(),
-            args.pipeline.display()
-        );
-    }
-    let (linked, pairs) = read_link_run(&dir)?;
+    let (linked, pairs) = registry::read_linked(&Workspace::new(&pipeline.workspace))?;
     let truth = read_truth(&args.truth)?;
     // Records the truth file knows, with a number per true person.
     let mut person_ids: HashMap<&str, u64> = HashMap::new();
@@ -181,15 +227,19 @@ pub(super) fn run_evaluate(args: EvaluateArgs) -> Result<u8> {
                     predicted: clusters
                         .get(record.rid as usize)
                         .copied()
-                        .unwrap_or(record.cluster_id),
+                        .unwrap_or(record.person),
                     truth: person,
                     source: record.source.clone(),
                     noise: noise.to_vec(),
+                    nik_status: record
+                        .nik_status
+                        .clone()
+                        .unwrap_or_else(|| "missing".into()),
                 })
             })
             .collect()
     };
-    let current: Vec<u64> = linked.iter().map(|r| r.cluster_id).collect();
+    let current: Vec<u64> = linked.iter().map(|r| r.person).collect();
     let e = evaluate(&records_at(&current));
     let line = |name: &str, c: &PairCounts| {
         println!(
@@ -208,6 +258,9 @@ pub(super) fn run_evaluate(args: EvaluateArgs) -> Result<u8> {
     line("overall", &e.overall);
     for (source, c) in &e.by_source {
         line(&format!("source {source}"), c);
+    }
+    for (status, c) in &e.by_nik_status {
+        line(&format!("NIK {status}"), c);
     }
     for (kind, c) in &e.by_noise {
         line(&format!("noise {kind}"), c);

@@ -3,6 +3,7 @@
 
 mod bench;
 mod check;
+mod explain;
 mod ingest;
 mod link;
 mod sample;
@@ -80,9 +81,12 @@ pub enum Command {
     /// Load every source of a pipeline into typed Parquet in the workspace.
     #[command(long_about = ingest::LONG_ABOUT)]
     Ingest(ingest::Args),
-    /// Link staged records into persons (first version of the linkage stage).
+    /// Link staged records into persons and families and publish the unified registry.
     #[command(long_about = link::LINK_ABOUT)]
     Link(link::LinkArgs),
+    /// Explain why records were linked into a person, or not, level by level.
+    #[command(long_about = explain::LONG_ABOUT)]
+    Explain(explain::Args),
     /// Measure the last link run against ground truth.
     #[command(long_about = link::EVALUATE_ABOUT)]
     Evaluate(link::EvaluateArgs),
@@ -156,6 +160,7 @@ pub fn main() -> ExitCode {
         Command::Ingest(args) => ingest::run(args, progress),
         Command::Link(args) => link::run_link(args),
         Command::Evaluate(args) => link::run_evaluate(args),
+        Command::Explain(args) => explain::run(args),
         Command::Sql(args) => sql::run(args),
         Command::Sample(args) => sample::run(args, progress),
         Command::Bench(args) => bench::run(args, progress),

@@ -198,7 +198,17 @@ pub struct Source {
 }
 
 /// Table names terpadu registers itself; sources may not take them.
-pub const RESERVED_TABLES: &[&str] = &["quarantine", "ingest_sources", "records", "pairs"];
+pub const RESERVED_TABLES: &[&str] = &[
+    "quarantine",
+    "ingest_sources",
+    "records",
+    "person",
+    "family",
+    "record_link",
+    "program_membership",
+    "registry_changes",
+    "match_pairs",
+];
 
 /// True for a name usable as an SQL table name without quoting.
 pub fn is_plain_identifier(name: &str) -> bool {

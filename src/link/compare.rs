@@ -680,9 +680,11 @@ levels! {
         /// Codes known at a common level on both sides, and none agrees.
         Different => "different",
             "Different province, or no common code agrees";
-        /// No level has a code on both sides.
+        /// No level has a code on both sides, or the region is not counted because the two
+        /// records share a KK (a family card has one address: counting both would count the
+        /// same evidence twice, and family members would look like one person).
         Missing => "missing",
-            "Region missing on one side";
+            "Region missing on one side, or not counted because the KK agrees (one family card, one address)";
     }
 }
 

@@ -24,6 +24,8 @@ pub struct EvalRecord {
     pub source: String,
     /// Noise kinds the generator applied to this record.
     pub noise: Vec<String>,
+    /// The record's NIK status (`valid`, `missing`, `damaged`, `invalid`).
+    pub nik_status: String,
 }
 
 /// Pair counts from which the metrics follow.
@@ -72,6 +74,8 @@ pub struct Evaluation {
     pub by_source: BTreeMap<String, PairCounts>,
     /// Pairs touching a record with each noise kind.
     pub by_noise: BTreeMap<String, PairCounts>,
+    /// Pairs touching a record with each NIK status.
+    pub by_nik_status: BTreeMap<String, PairCounts>,
     /// True persons whose records form exactly one predicted cluster holding nothing else.
     pub persons_exact: u64,
     /// True persons.
@@ -123,6 +127,12 @@ pub fn evaluate(records: &[EvalRecord]) -> Evaluation {
         kinds.dedup();
         for kind in kinds {
             add(out.by_noise.entry(kind.clone()).or_default());
+        }
+        let mut statuses: Vec<&str> = vec![&a.nik_status, &b.nik_status];
+        statuses.sort();
+        statuses.dedup();
+        for status in statuses {
+            add(out.by_nik_status.entry(status.to_string()).or_default());
         }
     };
     for members in by_predicted.values() {
@@ -237,6 +247,7 @@ mod tests {
             truth,
             source: source.into(),
             noise: noise.iter().map(|s| s.to_string()).collect(),
+            nik_status: "valid".into(),
         }
     }
 

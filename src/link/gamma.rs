@@ -32,10 +32,16 @@ pub struct ComparisonDef {
     pub columns: &'static [&'static str],
     /// Level codes, strongest first (the index is the gamma value).
     pub levels: fn() -> Vec<&'static str>,
+    /// The same levels in words, for explanations.
+    pub labels: fn() -> Vec<&'static str>,
 }
 
 fn codes<L: Level>() -> Vec<&'static str> {
     L::all().iter().map(|l| l.code()).collect()
+}
+
+fn labels<L: Level>() -> Vec<&'static str> {
+    L::all().iter().map(|l| l.label()).collect()
 }
 
 /// The comparisons computed for every candidate pair.
@@ -44,26 +50,31 @@ pub const COMPARISONS: [ComparisonDef; 6] = [
         name: "nik",
         columns: &["nik", "nik_known_prefix"],
         levels: codes::<NikLevel>,
+        labels: labels::<NikLevel>,
     },
     ComparisonDef {
         name: "name",
         columns: &["name"],
         levels: codes::<NameLevel>,
+        labels: labels::<NameLevel>,
     },
     ComparisonDef {
         name: "birth_date",
         columns: &["birth_date"],
         levels: codes::<DateLevel>,
+        labels: labels::<DateLevel>,
     },
     ComparisonDef {
         name: "sex",
         columns: &["sex"],
         levels: codes::<ExactLevel>,
+        labels: labels::<ExactLevel>,
     },
     ComparisonDef {
         name: "no_kk",
         columns: &["no_kk"],
         levels: codes::<ExactLevel>,
+        labels: labels::<ExactLevel>,
     },
     ComparisonDef {
         name: "region",
@@ -74,6 +85,7 @@ pub const COMPARISONS: [ComparisonDef; 6] = [
             "village_code",
         ],
         levels: codes::<RegionLevel>,
+        labels: labels::<RegionLevel>,
     },
 ];
 
@@ -180,14 +192,15 @@ pub fn gamma_batch(batch: &RecordBatch) -> Result<RecordBatch, ArrowError> {
             text(&l.columns[SEX], row),
             text(&r.columns[SEX], row),
         )));
-        out[4].push(level_index(compare_exact(
-            text(&l.columns[KK], row),
-            text(&r.columns[KK], row),
-        )));
-        out[5].push(level_index(compare_region(
-            region(&l, row, REGION),
-            region(&r, row, REGION),
-        )));
+        let kk = compare_exact(text(&l.columns[KK], row), text(&r.columns[KK], row));
+        out[4].push(level_index(kk));
+        // A shared KK implies a shared address: the region is then not evidence of its own.
+        let place = if kk == ExactLevel::Exact {
+            RegionLevel::Missing
+        } else {
+            compare_region(region(&l, row, REGION), region(&r, row, REGION))
+        };
+        out[5].push(level_index(place));
     }
     let arrays: Vec<ArrayRef> = out
         .into_iter()
@@ -326,7 +339,8 @@ mod tests {
             column("gamma_region"),
             vec![
                 RegionLevel::SameDistrict.index() as u8,
-                RegionLevel::SameVillage.index() as u8
+                // One KK, one address: the village is not counted a second time.
+                RegionLevel::Missing.index() as u8
             ]
         );
     }

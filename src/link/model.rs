@@ -7,7 +7,8 @@
 //! - **m**: the probability of that level among true matches, and
 //! - **u**: its probability among non-matches;
 //!
-//! plus **lambda**, the prior probability that a candidate pair is a match. The *match weight*
+//! plus **lambda**, the prior probability of a match (the link stage fits it over candidate pairs
+//! and then rescales it to the chance that two random records match, to agree with u). The *match weight*
 //! of a pair is `log2(lambda / (1 - lambda)) + sum of log2(m / u)` over its comparisons, the
 //! log2 odds that it is a match; [`Model::probability`] turns it into a probability. A *null
 //! level* (a value missing on one side) is evidence of nothing: its Bayes factor is 1 and its
@@ -407,7 +408,7 @@ fn clamp_normalise(values: &mut [f64], informative: &[usize], null_level: Option
 }
 
 /// What [`estimate_em`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct EmReport {
     /// EM iterations run (each an E-step and an M-step).
     pub iterations: usize,

@@ -1,38 +1,39 @@
-//! The link stage (first version): staged Parquet -> candidate pairs -> levels -> model ->
-//! clusters -> `<workspace>/link/record_link.parquet`.
+//! The link stage: staged records -> candidate pairs -> levels -> model -> scored pairs ->
+//! guarded clusters, all in memory as Arrow batches. The registry stage ([`crate::registry`])
+//! turns the result into published tables.
 //!
 //! 1. Every staged record becomes a row of one `records` table (the columns the comparisons
-//!    read, plus source and role), numbered `rid`.
+//!    read, the columns the registry needs, source and role), numbered `rid`, with a
+//!    fingerprint (`record_key`) that survives re-sorting of the extract.
 //! 2. Blocking rules are counted and capped, then their pairs generated once ([`blocking`]).
 //! 3. The kernel turns each pair into level indices ([`gamma`]).
-//! 4. u comes from random record pairs, m from strong labels, lambda from EM over the
-//!    blocked pairs ([`model`]); the fitted model is written beside the links as JSON.
+//! 4. u comes from random pairs, m from strong labels, lambda from EM over the blocked pairs
+//!    ([`model`]), unless a saved model is given. Agreeing on a common name or birth date is
+//!    then weighed down by its term frequency ([`TermFrequency`]).
 //! 5. Pairs at or above the probability threshold are merged, strongest first, into clusters,
 //!    with a guard: two civil-registry records with different NIKs are never merged.
-//!
-//! Not yet here (next steps of the linkage issue): stable person ids across runs, families,
-//! term-frequency adjustment, the published registry tables and `explain`.
 
-use std::path::PathBuf;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray, UInt32Array, UInt64Array};
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray, UInt32Array};
 use arrow::compute::{concat_batches, take};
-use arrow::datatypes::{DataType, Field, Schema, UInt32Type, UInt64Type};
+use arrow::datatypes::{DataType, Field, Int32Type, Schema, UInt32Type};
 use datafusion::datasource::MemTable;
 use datafusion::error::DataFusionError;
+use datafusion::prelude::SessionContext;
 use futures::StreamExt;
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 
 use super::blocking::{self, BlockingError, BlockingRule, RuleCount};
 use super::gamma::{self, COMPARISONS};
 use super::model::{
     EmReport, Gammas, Model, estimate_em, estimate_m_from_matches, estimate_u_from_random_pairs,
 };
-use crate::config::Pipeline;
-use crate::sql::{Session, SqlError};
-use crate::workspace::{LockError, Workspace, WorkspaceLock, write_atomic};
+use crate::ingest::IngestManifest;
+use crate::sql::SqlError;
 
 /// Link-stage errors.
 #[derive(Debug, thiserror::Error)]
@@ -40,9 +41,6 @@ pub enum LinkError {
     /// Opening the staged data failed.
     #[error(transparent)]
     Sql(#[from] SqlError),
-    /// Another run holds the workspace.
-    #[error(transparent)]
-    Locked(#[from] LockError),
     /// A blocking rule failed or exploded.
     #[error(transparent)]
     Blocking(#[from] BlockingError),
@@ -52,12 +50,14 @@ pub enum LinkError {
     /// Arrow failed (a bug in terpadu).
     #[error("internal error while linking: {0}; please report it")]
     Arrow(#[from] arrow::error::ArrowError),
-    /// Writing the outputs failed.
-    #[error("cannot write {path}: {message} (check free space and permissions)")]
-    Write {
-        /// The file.
+    /// A saved model does not fit this version of terpadu.
+    #[error(
+        "the model in {path} does not fit: {message}; fit a new one by running without --model"
+    )]
+    Model {
+        /// The model file.
         path: String,
-        /// What went wrong.
+        /// What does not fit.
         message: String,
     },
 }
@@ -73,6 +73,10 @@ pub struct LinkOptions {
     pub random_pairs: usize,
     /// Seed of the random pairs.
     pub seed: u64,
+    /// A saved model to score with instead of fitting one (`--model FILE`).
+    pub model: Option<(String, Model)>,
+    /// Weigh agreement on common names and birth dates down by their frequency.
+    pub term_frequency: bool,
 }
 
 impl Default for LinkOptions {
@@ -82,6 +86,8 @@ impl Default for LinkOptions {
             max_pairs_per_rule: 50_000_000,
             random_pairs: 200_000,
             seed: 7,
+            model: None,
+            term_frequency: true,
         }
     }
 }
@@ -107,12 +113,31 @@ pub struct LinkSummary {
     pub em_converged: bool,
     /// Fitted prior match probability among candidate pairs.
     pub lambda: f64,
+    /// Where the model came from: `fitted` or the file given.
+    pub model_source: String,
     /// Seconds per step.
     pub seconds: Vec<(String, f64)>,
-    /// The links file.
-    pub record_link: String,
-    /// The fitted model.
-    pub model: String,
+}
+
+/// The in-memory result of linking, handed to the registry stage.
+#[derive(Debug)]
+pub struct LinkRun {
+    /// One row per staged record, `rid` = row index (see [`RECORD_COLUMNS`] and
+    /// [`CARRIED_COLUMNS`]), plus `record_key`.
+    pub records: RecordBatch,
+    /// The model the pairs were scored with.
+    pub model: Model,
+    /// Scored pairs with a probability of at least [`MIN_KEPT_PROBABILITY`], sorted by record
+    /// numbers.
+    pub pairs: Vec<ScoredPair>,
+    /// The level indices of each kept pair, `COMPARISONS.len()` per pair.
+    pub pair_gammas: Vec<u8>,
+    /// Clusters at the threshold.
+    pub clustering: Clustering,
+    /// For each record, the index (into `pairs`) of its strongest link inside its cluster.
+    pub best_pair: Vec<Option<u32>>,
+    /// What happened.
+    pub summary: LinkSummary,
 }
 
 /// The default blocking rules (see the module doc of [`blocking`]).
@@ -139,7 +164,8 @@ pub fn default_rules() -> Vec<BlockingRule> {
     ]
 }
 
-const RECORD_COLUMNS: &[&str] = &[
+/// Staged columns the comparisons read.
+pub const RECORD_COLUMNS: &[&str] = &[
     "nik",
     "nik_known_prefix",
     "name",
@@ -152,36 +178,154 @@ const RECORD_COLUMNS: &[&str] = &[
     "village_code",
 ];
 
-/// Runs the link stage over the pipeline's staged data.
-pub async fn link(pipeline: &Pipeline, options: &LinkOptions) -> Result<LinkSummary, LinkError> {
-    let workspace = Workspace::new(&pipeline.workspace);
-    let _lock = WorkspaceLock::acquire(&workspace, "link")?;
-    let session = Session::open(&workspace).await?;
-    let ctx = &session.ctx;
-    let manifest = &session.manifest;
-    let mut seconds = Vec::new();
-    let mut clock = Instant::now();
-    let mut lap = |name: &str, clock: &mut Instant| {
-        seconds.push((name.to_string(), clock.elapsed().as_secs_f64()));
-        *clock = Instant::now();
-    };
+/// Staged columns carried along for the registry tables.
+pub const CARRIED_COLUMNS: &[&str] = &[
+    "source_file",
+    "nik_status",
+    "no_kk_status",
+    "full_name",
+    "relationship",
+    "province_name",
+    "regency_name",
+    "district_name",
+    "village_name",
+    "welfare_decile",
+    "household_id",
+    "life_status",
+    "death_date",
+    "program",
+    "period",
+    "program_unit",
+    "payee_role",
+    "quality_flags",
+];
 
-    // 1. One records table.
+/// Raw fields whose values make a record's fingerprint: what the agency wrote, so the key
+/// survives re-sorting and re-exporting the extract, and changes when the row is edited.
+const FINGERPRINT_COLUMNS: &[&str] = &[
+    "nik_raw",
+    "no_kk_raw",
+    "full_name",
+    "birth_date_raw",
+    "sex",
+    "relationship",
+    "village_code",
+    "address",
+    "household_id",
+    "member_id",
+    "program",
+    "period",
+    "payee_role",
+];
+
+/// Term-frequency adjustment (Splink's): when two records agree exactly on a value, the
+/// level's u (how often random pairs agree) is replaced by the value's own frequency, so
+/// agreeing on `SITI` or on 1 January counts less than agreeing on `KOMARUDIN`.
+#[derive(Debug, Clone)]
+pub struct TermFrequency {
+    /// The comparison adjusted.
+    pub comparison: usize,
+    /// Its exact level (the only level adjusted).
+    pub exact_level: u8,
+    /// Frequency of each record's value among all records (0 when missing).
+    pub frequency: Vec<f32>,
+}
+
+impl TermFrequency {
+    /// The weight (bits) to add to a pair whose left record is `left`: log2(u_exact / tf),
+    /// tf floored at one record in `n`. 0 unless the pair agrees exactly.
+    pub fn adjustment(&self, model: &Model, gammas: &[u8], left: u32, n: usize) -> f64 {
+        if gammas.get(self.comparison) != Some(&self.exact_level) {
+            return 0.0;
+        }
+        let tf = f64::from(self.frequency[left as usize]).max(1.0 / n.max(1) as f64);
+        let u = model.comparisons[self.comparison].u[usize::from(self.exact_level)];
+        if u <= 0.0 {
+            return 0.0;
+        }
+        (u / tf).log2()
+    }
+}
+
+/// Term frequencies of `name` and `birth_date` over `records`.
+pub fn term_frequencies(records: &RecordBatch) -> Result<Vec<TermFrequency>, LinkError> {
+    let n = records.num_rows().max(1) as f32;
+    let mut out = Vec::new();
+    let position = |name: &str| COMPARISONS.iter().position(|c| c.name == name);
+    if let (Some(comparison), Some(column)) = (position("name"), records.column_by_name("name")) {
+        let column = arrow::compute::cast(column, &DataType::Utf8)?;
+        let names = column.as_string::<i32>();
+        let mut counts: HashMap<&str, u32> = HashMap::new();
+        for name in names.iter().flatten() {
+            *counts.entry(name).or_default() += 1;
+        }
+        let frequency = names
+            .iter()
+            .map(|v| v.map_or(0.0, |v| counts[v] as f32 / n))
+            .collect();
+        out.push(TermFrequency {
+            comparison,
+            exact_level: 0,
+            frequency,
+        });
+    }
+    if let (Some(comparison), Some(column)) =
+        (position("birth_date"), records.column_by_name("birth_date"))
+    {
+        let column = arrow::compute::cast(column, &DataType::Int32)?;
+        let dates = column.as_primitive::<Int32Type>();
+        let mut counts: HashMap<i32, u32> = HashMap::new();
+        for date in dates.iter().flatten() {
+            *counts.entry(date).or_default() += 1;
+        }
+        let frequency = dates
+            .iter()
+            .map(|v| v.map_or(0.0, |v| counts[&v] as f32 / n))
+            .collect();
+        out.push(TermFrequency {
+            comparison,
+            exact_level: 0,
+            frequency,
+        });
+    }
+    Ok(out)
+}
+
+/// Builds the `records` batch from every staged source of `manifest` (registered in `ctx` as
+/// tables named after the sources).
+pub async fn load_records(
+    ctx: &SessionContext,
+    manifest: &IngestManifest,
+) -> Result<RecordBatch, LinkError> {
+    let fingerprint = FINGERPRINT_COLUMNS
+        .iter()
+        .map(|c| format!("coalesce(CAST({c} AS VARCHAR), '')"))
+        .collect::<Vec<_>>()
+        .join(", ");
     let selects: Vec<String> = manifest
         .sources
         .iter()
         .map(|s| {
             format!(
-                "SELECT '{name}' AS source, '{role}' AS role, source_row, {columns} FROM {name}",
+                "SELECT '{name}' AS source, '{role}' AS role, source_row, {columns}, \
+                 concat_ws(chr(31), source, {fingerprint}) AS record_text FROM {name}",
                 name = s.name,
                 role = s.role,
-                columns = RECORD_COLUMNS.join(", ")
+                columns = RECORD_COLUMNS
+                    .iter()
+                    .chain(CARRIED_COLUMNS)
+                    .copied()
+                    .collect::<Vec<_>>()
+                    .join(", "),
             )
         })
         .collect();
+    if selects.is_empty() {
+        return Err(SqlError::NothingStaged("the workspace".into()).into());
+    }
     let union = ctx
         .sql(&format!(
-            "SELECT * FROM ({}) ORDER BY source, source_row",
+            "SELECT * FROM ({}) ORDER BY source, source_file, source_row",
             selects.join(" UNION ALL ")
         ))
         .await?
@@ -190,18 +334,54 @@ pub async fn link(pipeline: &Pipeline, options: &LinkOptions) -> Result<LinkSumm
     let schema = union
         .first()
         .map(|b| b.schema())
-        .ok_or_else(|| SqlError::NothingStaged(workspace.root().display().to_string()))?;
+        .ok_or_else(|| SqlError::NothingStaged("the workspace".into()))?;
     let records = concat_batches(&schema, &union)?;
+    drop(union);
     let n = records.num_rows();
-    let rid: ArrayRef = Arc::new(UInt32Array::from_iter_values(0..n as u32));
     let mut fields: Vec<Field> = vec![Field::new("rid", DataType::UInt32, false)];
-    fields.extend(schema.fields().iter().map(|f| f.as_ref().clone()));
-    let mut columns = vec![rid];
-    columns.extend(records.columns().iter().cloned());
-    let records = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?;
+    let mut columns: Vec<ArrayRef> = vec![Arc::new(UInt32Array::from_iter_values(0..n as u32))];
+    for (field, column) in schema.fields().iter().zip(records.columns()) {
+        if field.name() == "record_text" {
+            let text = arrow::compute::cast(column, &DataType::Utf8)?;
+            let keys: StringArray = text
+                .as_string::<i32>()
+                .iter()
+                .map(|t| Some(record_key(t.unwrap_or(""))))
+                .collect();
+            fields.push(Field::new("record_key", DataType::Utf8, false));
+            columns.push(Arc::new(keys));
+        } else {
+            fields.push(field.as_ref().clone());
+            columns.push(column.clone());
+        }
+    }
+    Ok(RecordBatch::try_new(
+        Arc::new(Schema::new(fields)),
+        columns,
+    )?)
+}
+
+/// The fingerprint of a record's raw text: 16 hex digits of its SHA-256.
+fn record_key(text: &str) -> String {
+    let digest = Sha256::digest(text.as_bytes());
+    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Links the records registered in `ctx` (see [`load_records`]); registers them as `records`.
+pub async fn link_records(
+    ctx: &SessionContext,
+    records: RecordBatch,
+    options: &LinkOptions,
+) -> Result<LinkRun, LinkError> {
+    let mut seconds = Vec::new();
+    let mut clock = Instant::now();
+    let mut lap = |name: &str, clock: &mut Instant| {
+        seconds.push((name.to_string(), clock.elapsed().as_secs_f64()));
+        *clock = Instant::now();
+    };
+    let n = records.num_rows();
     let table = MemTable::try_new(records.schema(), vec![vec![records.clone()]])?;
     ctx.register_table("records", Arc::new(table))?;
-    lap("records", &mut clock);
 
     // 2. Blocking.
     let rules = default_rules();
@@ -217,7 +397,7 @@ pub async fn link(pipeline: &Pipeline, options: &LinkOptions) -> Result<LinkSumm
 
     // 3. Levels of every candidate pair, batch by batch as pairs stream out of blocking: the
     //    two records of each pair are gathered from memory by record number (`rid` is the row
-    //    index), and only the six level bytes and the two record numbers are kept.
+    //    index), and only the level bytes and the two record numbers are kept.
     let width = COMPARISONS.len();
     let mut gammas: Vec<u8> = Vec::new();
     let mut ends: Vec<(u32, u32)> = Vec::new();
@@ -243,8 +423,97 @@ pub async fn link(pipeline: &Pipeline, options: &LinkOptions) -> Result<LinkSumm
     order.sort_by_key(|i| ends[*i]);
     lap("blocking and comparisons", &mut clock);
 
-    // 4. Model: u from random pairs, m and lambda by EM.
-    let mut model = Model::new(
+    // 4. Model: a saved one, or u from random pairs, m from strong labels, lambda by EM.
+    let (model, em, model_source) = match &options.model {
+        Some((path, saved)) => {
+            check_saved_model(path, saved)?;
+            (saved.clone(), EmReport::default(), path.clone())
+        }
+        None => {
+            let random = random_pair_gammas(&records, options.random_pairs, options.seed)?;
+            let (model, em) = fit_model(&gammas, &random, n);
+            (model, em, "fitted".to_string())
+        }
+    };
+    let tf = if options.term_frequency {
+        term_frequencies(&records)?
+    } else {
+        Vec::new()
+    };
+    lap("model", &mut clock);
+
+    // 5. Scores and clusters. Pairs with a probability of at least MIN_KEPT_PROBABILITY are
+    //    kept (and published), so `evaluate` can re-cluster at other thresholds and `explain`
+    //    can show near misses.
+    let registry_nik = registry_niks(&records);
+    let mut scored: Vec<ScoredPair> = Vec::new();
+    let mut pair_gammas: Vec<u8> = Vec::new();
+    for &i in &order {
+        let row = &gammas[i * width..(i + 1) * width];
+        let tf_weight: f64 = tf
+            .iter()
+            .map(|t| t.adjustment(&model, row, ends[i].0, n))
+            .sum();
+        let weight = model.match_weight(row) + tf_weight;
+        let probability = weight_to_probability(weight);
+        if probability >= MIN_KEPT_PROBABILITY {
+            scored.push(ScoredPair {
+                weight,
+                probability,
+                left: ends[i].0,
+                right: ends[i].1,
+                tf_weight: tf_weight as f32,
+            });
+            pair_gammas.extend_from_slice(row);
+        }
+    }
+    let candidate_pairs = ends.len();
+    drop(gammas);
+    drop(ends);
+    let clustering = cluster_pairs(registry_nik, &scored, options.threshold);
+    let mut best_pair: Vec<Option<u32>> = vec![None; n];
+    for (index, pair) in scored.iter().enumerate() {
+        let (l, r) = (pair.left as usize, pair.right as usize);
+        if pair.probability < options.threshold
+            || clustering.cluster_ids[l] != clustering.cluster_ids[r]
+        {
+            continue;
+        }
+        for end in [l, r] {
+            if best_pair[end].is_none_or(|b| scored[b as usize].weight < pair.weight) {
+                best_pair[end] = Some(index as u32);
+            }
+        }
+    }
+    lap("clusters", &mut clock);
+
+    let summary = LinkSummary {
+        records: n,
+        rules: counts.iter().map(|c| (c.rule.clone(), c.pairs)).collect(),
+        candidate_pairs,
+        linked_pairs: clustering.linked,
+        refused_merges: clustering.refused,
+        clusters: clustering.cluster_count(),
+        em_iterations: em.iterations,
+        em_converged: em.converged,
+        lambda: model.lambda,
+        model_source,
+        seconds,
+    };
+    Ok(LinkRun {
+        records,
+        model,
+        pairs: scored,
+        pair_gammas,
+        clustering,
+        best_pair,
+        summary,
+    })
+}
+
+/// The default model's shape: one comparison per kernel comparison, default parameters.
+pub fn blank_model() -> Model {
+    Model::new(
         COMPARISONS
             .iter()
             .map(|c| {
@@ -253,20 +522,60 @@ pub async fn link(pipeline: &Pipeline, options: &LinkOptions) -> Result<LinkSumm
                 (c.name.to_string(), codes, null)
             })
             .collect(),
-    );
-    let random = random_pair_gammas(&records, options.random_pairs, options.seed)?;
+    )
+}
+
+/// A saved model must have the kernel's comparisons and levels, in order.
+fn check_saved_model(path: &str, saved: &Model) -> Result<(), LinkError> {
+    let blank = blank_model();
+    let shape = |m: &Model| -> Vec<(String, Vec<String>)> {
+        m.comparisons
+            .iter()
+            .map(|c| (c.name.clone(), c.level_codes.clone()))
+            .collect()
+    };
+    if shape(saved) != shape(&blank) {
+        let names = |m: &Model| {
+            m.comparisons
+                .iter()
+                .map(|c| c.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        return Err(LinkError::Model {
+            path: path.to_string(),
+            message: format!(
+                "its comparisons or levels ({}) differ from this terpadu's ({})",
+                names(saved),
+                names(&blank)
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Fits the model: u from random pairs; m from strong labels rather than free EM, which at
+/// scale drifts to a "same name" class and learns NIKs differing only in the serial as
+/// matches (the DOMAIN trap):
+/// - pairs with the same 16-digit NIK give m of every other comparison;
+/// - pairs with the same name, birth date and village give m of the NIK comparison.
+///
+/// EM then only fits lambda, with m and u fixed. That lambda is the share of *candidate*
+/// pairs that match; since u describes *random* pairs, the prior used in the weights must be
+/// the chance that two random records match, so it is scaled by candidate pairs / all pairs
+/// (Splink's `probability_two_random_records_match`; it assumes blocking misses few matches).
+/// Otherwise blocking's evidence counts twice, and a shared KK and village alone would
+/// outweigh a different NIK and a different name.
+fn fit_model(gammas: &[u8], random: &[u8], records: usize) -> (Model, EmReport) {
+    let width = COMPARISONS.len();
+    let mut model = blank_model();
     estimate_u_from_random_pairs(
         &mut model,
         &Gammas {
-            values: &random,
+            values: random,
             width,
         },
     );
-    // m from strong labels rather than free EM, which at scale drifts to a "same name" class
-    // and learns NIKs differing only in the serial as matches (the DOMAIN trap):
-    // - pairs with the same 16-digit NIK give m of every other comparison;
-    // - pairs with the same name, birth date and village give m of the NIK comparison.
-    // EM then only fits lambda, with m and u fixed.
     let position = |name: &str| COMPARISONS.iter().position(|c| c.name == name);
     if let (Some(nik), Some(name), Some(birth), Some(region)) = (
         position("nik"),
@@ -302,76 +611,43 @@ pub async fn link(pipeline: &Pipeline, options: &LinkOptions) -> Result<LinkSumm
             },
             &[nik],
         );
+        // A NIK differing only in its serial agrees on the birth date and district the NIK
+        // encodes, and those are compared on their own. Given that agreement, non-matches
+        // almost always differ in the serial (twins, people born the same day in one
+        // kecamatan), so u of this level, conditional on the shared prefix, is about 1: the
+        // level weighs log2(m), against a match, as DOMAIN's trap requires. u from random
+        // pairs (where a shared prefix is itself rare) would count the date and place twice.
+        let serial = model.comparisons[nik]
+            .level_codes
+            .iter()
+            .position(|c| c == "same_region_date_other_serial");
+        if let Some(serial) = serial {
+            model.comparisons[nik].u[serial] = 1.0;
+        }
         for comparison in &mut model.comparisons {
             comparison.fixed_m = true;
             comparison.fixed_u = true;
         }
     }
-    let em: EmReport = estimate_em(
+    let em = estimate_em(
         &mut model,
         &Gammas {
-            values: &gammas,
+            values: gammas,
             width,
         },
         100,
         1e-6,
         false,
     );
-    lap("model", &mut clock);
-
-    // 5. Clusters. Pairs with a probability of at least MIN_KEPT_PROBABILITY are kept (and
-    //    written), so `evaluate` can re-cluster at other thresholds.
-    let registry_nik = registry_niks(&records);
-    let scored: Vec<ScoredPair> = order
-        .iter()
-        .filter_map(|&i| {
-            let row = &gammas[i * width..(i + 1) * width];
-            let probability = model.probability(row);
-            (probability >= MIN_KEPT_PROBABILITY).then(|| ScoredPair {
-                weight: model.match_weight(row),
-                probability,
-                left: ends[i].0,
-                right: ends[i].1,
-            })
-        })
-        .collect();
-    let clustering = cluster_pairs(registry_nik.clone(), &scored, options.threshold);
-    let cluster_count = clustering.cluster_count();
-    let (cluster_ids, refused) = (clustering.cluster_ids, clustering.refused);
-    lap("clusters", &mut clock);
-
-    // Outputs: written beside each other, each atomically.
-    let dir = workspace.root().join("link");
-    std::fs::create_dir_all(&dir).map_err(|e| write_error(&dir, e))?;
-    let link_path = dir.join("record_link.parquet");
-    write_record_link(&records, &cluster_ids, &registry_nik, &link_path)?;
-    write_pairs(&scored, &dir.join("pairs.parquet"))?;
-    let model_path = dir.join("model.json");
-    let model_json = serde_json::to_vec_pretty(&model).map_err(|e| write_error(&model_path, e))?;
-    write_atomic(&model_path, &model_json).map_err(|e| write_error(&model_path, e))?;
-    lap("write", &mut clock);
-
-    Ok(LinkSummary {
-        records: n,
-        rules: counts.iter().map(|c| (c.rule.clone(), c.pairs)).collect(),
-        candidate_pairs: ends.len(),
-        linked_pairs: clustering.linked,
-        refused_merges: refused,
-        clusters: cluster_count,
-        em_iterations: em.iterations,
-        em_converged: em.converged,
-        lambda: model.lambda,
-        seconds,
-        record_link: link_path.display().to_string(),
-        model: model_path.display().to_string(),
-    })
+    let candidate_pairs = (gammas.len() / width) as f64;
+    let all_pairs = (records as f64 * (records as f64 - 1.0) / 2.0).max(1.0);
+    model.lambda = (model.lambda * candidate_pairs / all_pairs).min(model.lambda);
+    (model, em)
 }
 
-fn write_error(path: &std::path::Path, e: impl std::fmt::Display) -> LinkError {
-    LinkError::Write {
-        path: path.display().to_string(),
-        message: e.to_string(),
-    }
+/// 2^w / (1 + 2^w).
+pub fn weight_to_probability(w: f64) -> f64 {
+    1.0 / (1.0 + (-w).exp2())
 }
 
 /// Appends the gamma columns of `batch` row by row to `out`.
@@ -534,6 +810,8 @@ pub struct ScoredPair {
     pub left: u32,
     /// Record number of the other side.
     pub right: u32,
+    /// Of the weight, the term-frequency adjustment (bits).
+    pub tf_weight: f32,
 }
 
 /// The outcome of clustering at one threshold.
@@ -584,143 +862,6 @@ pub fn cluster_pairs(
         linked: linked.len(),
         refused,
     }
-}
-
-fn write_parquet(batch: &RecordBatch, path: &std::path::Path) -> Result<(), LinkError> {
-    let tmp: PathBuf = path.with_extension(format!("tmp-{}", std::process::id()));
-    let file = std::fs::File::create(&tmp).map_err(|e| write_error(&tmp, e))?;
-    let mut writer = parquet::arrow::ArrowWriter::try_new(
-        file,
-        batch.schema(),
-        Some(crate::ingest::sink::writer_properties()),
-    )
-    .map_err(|e| write_error(&tmp, e))?;
-    writer.write(batch).map_err(|e| write_error(&tmp, e))?;
-    writer.close().map_err(|e| write_error(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| write_error(path, e))
-}
-
-fn write_record_link(
-    records: &RecordBatch,
-    clusters: &[u64],
-    registry_nik: &[Option<String>],
-    path: &std::path::Path,
-) -> Result<(), LinkError> {
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("source", DataType::Utf8, false),
-        Field::new("source_row", DataType::UInt64, false),
-        Field::new("rid", DataType::UInt32, false),
-        Field::new("cluster_id", DataType::UInt64, false),
-        Field::new("registry_nik", DataType::Utf8, true),
-    ]));
-    let column = |name: &str, data_type: &DataType| -> Result<ArrayRef, LinkError> {
-        let c = records
-            .column_by_name(name)
-            .ok_or_else(|| arrow::error::ArrowError::SchemaError(format!("no column {name}")))?;
-        Ok(arrow::compute::cast(c, data_type)?)
-    };
-    let batch = RecordBatch::try_new(
-        schema,
-        vec![
-            column("source", &DataType::Utf8)?,
-            column("source_row", &DataType::UInt64)?,
-            column("rid", &DataType::UInt32)?,
-            Arc::new(UInt64Array::from(clusters.to_vec())),
-            Arc::new(StringArray::from(registry_nik.to_vec())),
-        ],
-    )?;
-    write_parquet(&batch, path)
-}
-
-fn write_pairs(pairs: &[ScoredPair], path: &std::path::Path) -> Result<(), LinkError> {
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("left_rid", DataType::UInt32, false),
-        Field::new("right_rid", DataType::UInt32, false),
-        Field::new("match_weight", DataType::Float64, false),
-        Field::new("probability", DataType::Float64, false),
-    ]));
-    let batch = RecordBatch::try_new(
-        schema,
-        vec![
-            Arc::new(UInt32Array::from_iter_values(pairs.iter().map(|p| p.left))),
-            Arc::new(UInt32Array::from_iter_values(pairs.iter().map(|p| p.right))),
-            Arc::new(arrow::array::Float64Array::from_iter_values(
-                pairs.iter().map(|p| p.weight),
-            )),
-            Arc::new(arrow::array::Float64Array::from_iter_values(
-                pairs.iter().map(|p| p.probability),
-            )),
-        ],
-    )?;
-    write_parquet(&batch, path)
-}
-
-/// One record of `record_link.parquet`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LinkedRecord {
-    /// Source name.
-    pub source: String,
-    /// Row in the source file.
-    pub source_row: u64,
-    /// Record number within the link run.
-    pub rid: u32,
-    /// Cluster at the run's threshold.
-    pub cluster_id: u64,
-    /// Civil-registry NIK, for the guard.
-    pub registry_nik: Option<String>,
-}
-
-fn read_batches(path: &std::path::Path) -> Result<Vec<RecordBatch>, LinkError> {
-    let file = std::fs::File::open(path).map_err(|e| write_error(path, e))?;
-    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
-        .map_err(|e| write_error(path, e))?
-        .build()
-        .map_err(|e| write_error(path, e))?;
-    Ok(reader.collect::<Result<Vec<_>, _>>()?)
-}
-
-/// Reads a link run's `record_link.parquet` (sorted by record number) and `pairs.parquet`.
-pub fn read_link_run(
-    dir: &std::path::Path,
-) -> Result<(Vec<LinkedRecord>, Vec<ScoredPair>), LinkError> {
-    let mut records = Vec::new();
-    for batch in read_batches(&dir.join("record_link.parquet"))? {
-        let source = batch.column(0).as_string::<i32>();
-        let row = batch.column(1).as_primitive::<UInt64Type>();
-        let rid = batch.column(2).as_primitive::<UInt32Type>();
-        let cluster = batch.column(3).as_primitive::<UInt64Type>();
-        let nik = batch.column(4).as_string::<i32>();
-        for i in 0..batch.num_rows() {
-            records.push(LinkedRecord {
-                source: source.value(i).to_string(),
-                source_row: row.value(i),
-                rid: rid.value(i),
-                cluster_id: cluster.value(i),
-                registry_nik: (!nik.is_null(i)).then(|| nik.value(i).to_string()),
-            });
-        }
-    }
-    records.sort_by_key(|r| r.rid);
-    let mut pairs = Vec::new();
-    for batch in read_batches(&dir.join("pairs.parquet"))? {
-        let left = batch.column(0).as_primitive::<UInt32Type>();
-        let right = batch.column(1).as_primitive::<UInt32Type>();
-        let weight = batch
-            .column(2)
-            .as_primitive::<arrow::datatypes::Float64Type>();
-        let probability = batch
-            .column(3)
-            .as_primitive::<arrow::datatypes::Float64Type>();
-        for i in 0..batch.num_rows() {
-            pairs.push(ScoredPair {
-                weight: weight.value(i),
-                probability: probability.value(i),
-                left: left.value(i),
-                right: right.value(i),
-            });
-        }
-    }
-    Ok((records, pairs))
 }
 
 #[cfg(test)]

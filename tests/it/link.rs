@@ -1,4 +1,4 @@
-//! The first linkage stage on the shipped sample, measured against its ground truth.
+//! Linkage on the shipped sample, measured against its ground truth.
 
 use crate::util::{Project, run, text};
 
@@ -23,16 +23,27 @@ fn link_then_evaluate_meets_the_accuracy_floor_on_the_sample() {
         let out = run(&args.iter().map(|s| s.as_ref()).collect::<Vec<&str>>());
         assert!(out.status.success(), "{}", text(&out));
     }
-    assert!(
-        project
-            .workspace("sample")
-            .join("link/record_link.parquet")
-            .exists()
-    );
-    let model: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(project.workspace("sample").join("link/model.json")).expect("model"),
+    let registry = project.workspace("sample").join("registry");
+    let pointer: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(registry.join("_current.json")).expect("a current registry version"),
     )
-    .expect("model json");
+    .expect("pointer json");
+    let version = registry.join(pointer["version"].as_str().expect("version"));
+    for table in [
+        "person",
+        "family",
+        "record_link",
+        "program_membership",
+        "match_pairs",
+    ] {
+        assert!(
+            version.join(format!("{table}.parquet")).exists(),
+            "{table} published"
+        );
+    }
+    let model: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(version.join("model.json")).expect("model"))
+            .expect("model json");
     let lambda = model["lambda"].as_f64().expect("lambda");
     assert!(
         lambda > 0.0 && lambda < 1.0,

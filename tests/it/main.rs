@@ -5,6 +5,7 @@ mod cli;
 mod formats;
 mod ingest;
 mod link;
+mod registry;
 mod sample;
 mod sql;
 mod util;
