@@ -50,13 +50,15 @@ pub struct LinkArgs {
     #[arg(value_name = "PIPELINE", value_parser = super::pipeline_path)]
     pipeline: PathBuf,
 
-    /// Link pairs whose match probability is at least this.
-    #[arg(long, default_value_t = 0.95, value_parser = probability)]
-    threshold: f64,
+    /// Link pairs whose match probability is at least this [default: the pipeline's
+    /// linkage.threshold, else 0.95].
+    #[arg(long, value_parser = probability)]
+    threshold: Option<f64>,
 
-    /// Refuse a blocking rule that would produce more pairs than this.
-    #[arg(long, default_value_t = 50_000_000)]
-    max_pairs_per_rule: u64,
+    /// Refuse a blocking rule that would produce more pairs than this [default: the
+    /// pipeline's linkage.max_pairs_per_rule, else 50000000].
+    #[arg(long)]
+    max_pairs_per_rule: Option<u64>,
 
     /// Score with this saved model (a version's model.json) instead of fitting one.
     #[arg(long, value_name = "FILE")]
@@ -66,9 +68,10 @@ pub struct LinkArgs {
     #[arg(long)]
     no_term_frequency: bool,
 
-    /// Registry versions to keep (the current one included).
-    #[arg(long, default_value_t = 5, value_name = "N")]
-    keep_versions: usize,
+    /// Registry versions to keep, the current one included [default: the pipeline's
+    /// linkage.keep_versions, else 5].
+    #[arg(long, value_name = "N")]
+    keep_versions: Option<usize>,
 
     /// Workspace directory (default: the pipeline's).
     #[arg(long, value_name = "DIR")]
@@ -119,16 +122,30 @@ pub(super) fn run_link(args: LinkArgs) -> Result<u8> {
         }
         None => None,
     };
+    let defaults = RegistryOptions::default();
+    let linkage = &pipeline.linkage;
     let options = RegistryOptions {
         link: LinkOptions {
-            threshold: args.threshold,
-            max_pairs_per_rule: args.max_pairs_per_rule,
+            threshold: args
+                .threshold
+                .or(linkage.threshold)
+                .unwrap_or(defaults.link.threshold),
+            max_pairs_per_rule: args
+                .max_pairs_per_rule
+                .or(linkage.max_pairs_per_rule)
+                .unwrap_or(defaults.link.max_pairs_per_rule),
             model,
-            term_frequency: !args.no_term_frequency,
-            ..LinkOptions::default()
+            term_frequency: !args.no_term_frequency && linkage.term_frequency.unwrap_or(true),
+            rules: linkage.blocking.clone(),
+            comparisons: linkage.comparisons.clone(),
+            ..defaults.link
         },
-        keep_versions: args.keep_versions,
+        keep_versions: args
+            .keep_versions
+            .or(linkage.keep_versions)
+            .unwrap_or(defaults.keep_versions),
     };
+    let threshold = options.link.threshold;
     let runtime = super::runtime()?;
     let built = runtime
         .block_on(registry::build(&pipeline, &options))
@@ -149,7 +166,7 @@ pub(super) fn run_link(args: LinkArgs) -> Result<u8> {
     }
     println!(
         "linked pairs       {} (threshold {})",
-        summary.linked_pairs, args.threshold
+        summary.linked_pairs, threshold
     );
     println!("refused merges     {}", summary.refused_merges);
     let rows = |table: &str| built.meta.rows.get(table).copied().unwrap_or(0);

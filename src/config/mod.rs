@@ -6,6 +6,7 @@
 //! path and what to do; `terpadu check` prints them all.
 
 pub mod layout;
+pub mod linkage;
 pub mod pipeline;
 
 use std::collections::BTreeMap;
@@ -235,6 +236,11 @@ pub fn load_pipeline(path: &Path, overrides: &Overrides) -> Result<Pipeline, Con
             program: source.program.clone(),
         });
     }
+    let linkage = raw
+        .linkage
+        .clone()
+        .unwrap_or_default()
+        .validate(path, &mut problems);
     if !problems.is_empty() {
         return Err(ConfigError::Invalid(problems));
     }
@@ -252,6 +258,7 @@ pub fn load_pipeline(path: &Path, overrides: &Overrides) -> Result<Pipeline, Con
         workspace,
         province: raw.province,
         sources,
+        linkage,
     })
 }
 

@@ -11,6 +11,9 @@
 //! schema = "kpm_beneficiary"           # a layout in schemas/
 //! format = { type = "csv", delimiter = "," }
 //! program = { code = "PKH", period = "2025-T3", unit = "family" }
+//!
+//! [linkage]                            # optional: see `config::linkage`
+//! threshold = 0.95
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -40,6 +43,8 @@ pub struct RawPipeline {
     /// The extracts to load.
     #[serde(default)]
     pub sources: Vec<RawSource>,
+    /// Linkage settings (blocking rules, comparisons, thresholds); defaults when absent.
+    pub linkage: Option<super::linkage::RawLinkage>,
 }
 
 /// A source as written.
@@ -176,6 +181,8 @@ pub struct Pipeline {
     pub province: Option<String>,
     /// Sources in declaration order.
     pub sources: Vec<Source>,
+    /// Linkage settings.
+    pub linkage: super::linkage::Linkage,
 }
 
 /// A checked source.

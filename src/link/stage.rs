@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray, UInt32Array};
-use arrow::compute::{concat_batches, take};
+use arrow::compute::take;
 use arrow::datatypes::{DataType, Field, Int32Type, Schema, UInt32Type};
 use datafusion::datasource::MemTable;
 use datafusion::error::DataFusionError;
@@ -32,6 +32,7 @@ use super::gamma::{self, COMPARISONS};
 use super::model::{
     EmReport, Gammas, Model, estimate_em, estimate_m_from_matches, estimate_u_from_random_pairs,
 };
+use crate::config::linkage::ComparisonSpec;
 use crate::ingest::IngestManifest;
 use crate::sql::SqlError;
 
@@ -77,6 +78,10 @@ pub struct LinkOptions {
     pub model: Option<(String, Model)>,
     /// Weigh agreement on common names and birth dates down by their frequency.
     pub term_frequency: bool,
+    /// Blocking rules; empty means [`default_rules`].
+    pub rules: Vec<BlockingRule>,
+    /// Comparisons switched off or with fixed m/u (the pipeline's `[linkage.comparisons]`).
+    pub comparisons: std::collections::BTreeMap<String, ComparisonSpec>,
 }
 
 impl Default for LinkOptions {
@@ -88,6 +93,8 @@ impl Default for LinkOptions {
             seed: 7,
             model: None,
             term_frequency: true,
+            rules: Vec::new(),
+            comparisons: Default::default(),
         }
     }
 }
@@ -323,37 +330,100 @@ pub async fn load_records(
     if selects.is_empty() {
         return Err(SqlError::NothingStaged("the workspace".into()).into());
     }
-    let union = ctx
-        .sql(&format!(
-            "SELECT * FROM ({}) ORDER BY source, source_file, source_row",
-            selects.join(" UNION ALL ")
-        ))
+    // Stream the union; replace each batch's raw text by its fingerprint as it arrives, so
+    // the text of all records is never held at once.
+    let mut stream = ctx
+        .sql(&selects.join(" UNION ALL "))
         .await?
-        .collect()
+        .execute_stream()
         .await?;
-    let schema = union
+    let mut batches: Vec<RecordBatch> = Vec::new();
+    while let Some(batch) = stream.next().await {
+        let batch = batch?;
+        let mut fields: Vec<Field> = Vec::new();
+        let mut columns: Vec<ArrayRef> = Vec::new();
+        for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
+            if field.name() == "record_text" {
+                let text = arrow::compute::cast(column, &DataType::Utf8)?;
+                let keys: StringArray = text
+                    .as_string::<i32>()
+                    .iter()
+                    .map(|t| Some(record_key(t.unwrap_or(""))))
+                    .collect();
+                fields.push(Field::new("record_key", DataType::Utf8, false));
+                columns.push(Arc::new(keys));
+            } else {
+                // Parquet strings arrive as views into the decoded pages; compact them so the
+                // pages can go (a third of the memory at a million persons).
+                let compact = match field.data_type() {
+                    DataType::Utf8View => DataType::Utf8,
+                    DataType::List(item) if item.data_type() == &DataType::Utf8View => {
+                        DataType::List(Arc::new(Field::new("item", DataType::Utf8, true)))
+                    }
+                    other => other.clone(),
+                };
+                let column = arrow::compute::cast(column, &compact)?;
+                fields.push(Field::new(field.name(), compact, field.is_nullable()));
+                columns.push(column);
+            }
+        }
+        batches.push(RecordBatch::try_new(
+            Arc::new(Schema::new(fields)),
+            columns,
+        )?);
+    }
+    let schema = batches
         .first()
         .map(|b| b.schema())
         .ok_or_else(|| SqlError::NothingStaged("the workspace".into()))?;
-    let records = concat_batches(&schema, &union)?;
-    drop(union);
-    let n = records.num_rows();
+    // Record numbers follow (source, file, row), whatever order the scan produced, so that
+    // results do not depend on parallelism. Columns are gathered one at a time.
+    let mut keys: Vec<(String, String, u64, usize, usize)> = Vec::new();
+    for (b, batch) in batches.iter().enumerate() {
+        let source = arrow::compute::cast(batch.column(0), &DataType::Utf8)?;
+        let file = arrow::compute::cast(
+            batch
+                .column_by_name("source_file")
+                .ok_or_else(|| arrow::error::ArrowError::SchemaError("no source_file".into()))?,
+            &DataType::Utf8,
+        )?;
+        let row = arrow::compute::cast(
+            batch
+                .column_by_name("source_row")
+                .ok_or_else(|| arrow::error::ArrowError::SchemaError("no source_row".into()))?,
+            &DataType::UInt64,
+        )?;
+        let (source, file, row) = (
+            source.as_string::<i32>(),
+            file.as_string::<i32>(),
+            row.as_primitive::<arrow::datatypes::UInt64Type>(),
+        );
+        for i in 0..batch.num_rows() {
+            keys.push((
+                source.value(i).to_string(),
+                file.value(i).to_string(),
+                row.value(i),
+                b,
+                i,
+            ));
+        }
+    }
+    keys.sort_unstable();
+    let positions: Vec<(usize, usize)> = keys.iter().map(|k| (k.3, k.4)).collect();
+    drop(keys);
+    let n = positions.len();
     let mut fields: Vec<Field> = vec![Field::new("rid", DataType::UInt32, false)];
     let mut columns: Vec<ArrayRef> = vec![Arc::new(UInt32Array::from_iter_values(0..n as u32))];
-    for (field, column) in schema.fields().iter().zip(records.columns()) {
-        if field.name() == "record_text" {
-            let text = arrow::compute::cast(column, &DataType::Utf8)?;
-            let keys: StringArray = text
-                .as_string::<i32>()
-                .iter()
-                .map(|t| Some(record_key(t.unwrap_or(""))))
-                .collect();
-            fields.push(Field::new("record_key", DataType::Utf8, false));
-            columns.push(Arc::new(keys));
-        } else {
-            fields.push(field.as_ref().clone());
-            columns.push(column.clone());
-        }
+    // Each source column is released as soon as it has been gathered.
+    let mut parts: Vec<Vec<Option<ArrayRef>>> = batches
+        .into_iter()
+        .map(|b| b.columns().iter().cloned().map(Some).collect())
+        .collect();
+    for (index, field) in schema.fields().iter().enumerate() {
+        let owned: Vec<ArrayRef> = parts.iter_mut().filter_map(|b| b[index].take()).collect();
+        let refs: Vec<&dyn Array> = owned.iter().map(|a| a.as_ref()).collect();
+        columns.push(arrow::compute::interleave(&refs, &positions)?);
+        fields.push(field.as_ref().clone());
     }
     Ok(RecordBatch::try_new(
         Arc::new(Schema::new(fields)),
@@ -377,6 +447,12 @@ pub async fn link_records(
     let mut clock = Instant::now();
     let mut lap = |name: &str, clock: &mut Instant| {
         seconds.push((name.to_string(), clock.elapsed().as_secs_f64()));
+        tracing::debug!(
+            step = name,
+            seconds = clock.elapsed().as_secs_f64(),
+            rss_mib = crate::metrics::current_rss_bytes().map(|b| b >> 20),
+            "Link step done."
+        );
         *clock = Instant::now();
     };
     let n = records.num_rows();
@@ -384,7 +460,11 @@ pub async fn link_records(
     ctx.register_table("records", Arc::new(table))?;
 
     // 2. Blocking.
-    let rules = default_rules();
+    let rules = if options.rules.is_empty() {
+        default_rules()
+    } else {
+        options.rules.clone()
+    };
     let counts: Vec<RuleCount> = blocking::count_pairs(ctx, "records", &rules, 3).await?;
     for count in &counts {
         tracing::info!(rule = %count.rule, pairs = count.pairs, blocks = count.blocks, largest = ?count.largest.first(), "Blocking rule.");
@@ -427,11 +507,13 @@ pub async fn link_records(
     let (model, em, model_source) = match &options.model {
         Some((path, saved)) => {
             check_saved_model(path, saved)?;
-            (saved.clone(), EmReport::default(), path.clone())
+            let mut model = saved.clone();
+            apply_specs(&mut model, &options.comparisons);
+            (model, EmReport::default(), path.clone())
         }
         None => {
             let random = random_pair_gammas(&records, options.random_pairs, options.seed)?;
-            let (model, em) = fit_model(&gammas, &random, n);
+            let (model, em) = fit_model(&gammas, &random, n, &options.comparisons);
             (model, em, "fitted".to_string())
         }
     };
@@ -566,7 +648,12 @@ fn check_saved_model(path: &str, saved: &Model) -> Result<(), LinkError> {
 /// (Splink's `probability_two_random_records_match`; it assumes blocking misses few matches).
 /// Otherwise blocking's evidence counts twice, and a shared KK and village alone would
 /// outweigh a different NIK and a different name.
-fn fit_model(gammas: &[u8], random: &[u8], records: usize) -> (Model, EmReport) {
+fn fit_model(
+    gammas: &[u8],
+    random: &[u8],
+    records: usize,
+    specs: &std::collections::BTreeMap<String, ComparisonSpec>,
+) -> (Model, EmReport) {
     let width = COMPARISONS.len();
     let mut model = blank_model();
     estimate_u_from_random_pairs(
@@ -629,6 +716,7 @@ fn fit_model(gammas: &[u8], random: &[u8], records: usize) -> (Model, EmReport) 
             comparison.fixed_u = true;
         }
     }
+    apply_specs(&mut model, specs);
     let em = estimate_em(
         &mut model,
         &Gammas {
@@ -643,6 +731,29 @@ fn fit_model(gammas: &[u8], random: &[u8], records: usize) -> (Model, EmReport) 
     let all_pairs = (records as f64 * (records as f64 - 1.0) / 2.0).max(1.0);
     model.lambda = (model.lambda * candidate_pairs / all_pairs).min(model.lambda);
     (model, em)
+}
+
+/// Applies the pipeline's comparison settings: a disabled comparison weighs nothing at any
+/// level (m = u), and fixed m or u values replace the estimates.
+pub fn apply_specs(model: &mut Model, specs: &std::collections::BTreeMap<String, ComparisonSpec>) {
+    for comparison in &mut model.comparisons {
+        let Some(spec) = specs.get(&comparison.name) else {
+            continue;
+        };
+        if !spec.enabled {
+            comparison.m.iter_mut().for_each(|m| *m = 1.0);
+            comparison.u.iter_mut().for_each(|u| *u = 1.0);
+            continue;
+        }
+        for (level, code) in comparison.level_codes.iter().enumerate() {
+            if let Some(m) = spec.m.get(code) {
+                comparison.m[level] = *m;
+            }
+            if let Some(u) = spec.u.get(code) {
+                comparison.u[level] = *u;
+            }
+        }
+    }
 }
 
 /// 2^w / (1 + 2^w).

@@ -15,7 +15,7 @@
 //! a `split`, an old id absorbed into another group is a `merged`, an old id with no records
 //! left is `retired`, and a fresh id is `created` (see [`ChangeEvent`]).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 /// What happened to an id between two registry versions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -127,31 +127,56 @@ pub fn carry_forward(
 ) -> Carried {
     let first_version = previous.members.is_empty();
     let mut next = previous.next_number.max(1);
-    for (_, id) in previous.members.iter().chain(previous.fallback.iter()) {
+    let old_ids = previous
+        .members
+        .iter()
+        .map(|(_, id)| id)
+        .chain(previous.fallback.iter().map(|(id, _)| id));
+    for id in old_ids {
         if let Some(n) = format.number(id) {
             next = next.max(n + 1);
         }
     }
 
-    let mut old_of_key: HashMap<&str, Vec<&str>> = HashMap::new();
-    for (key, id) in &previous.members {
-        old_of_key.entry(key).or_default().push(id);
-    }
-    for ids in old_of_key.values_mut() {
-        ids.sort_unstable();
-        ids.dedup();
-    }
-    // Overlap of each (group, old id); a BTreeMap keeps the result independent of hashing.
-    let mut overlap: BTreeMap<(usize, &str), u64> = BTreeMap::new();
-    for (group, key) in members {
-        if let Some(ids) = old_of_key.get(key) {
-            for id in ids {
-                *overlap.entry((*group, id)).or_default() += 1;
+    // Overlap of each (group, old id). Keys are nearly unique, so one map entry per key plus
+    // a side map for the rare key held by several ids keeps allocations per key away.
+    let mut old_of_key: HashMap<&str, &str> = HashMap::with_capacity(previous.members.len());
+    let mut more_of_key: HashMap<&str, Vec<&str>> = HashMap::new();
+    for &(key, id) in &previous.members {
+        match old_of_key.entry(key) {
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(id);
+            }
+            std::collections::hash_map::Entry::Occupied(e) => {
+                if *e.get() != id {
+                    let more = more_of_key.entry(key).or_default();
+                    if !more.contains(&id) {
+                        more.push(id);
+                    }
+                }
             }
         }
     }
+    let mut hits: Vec<(usize, &str)> = Vec::with_capacity(members.len());
+    for &(group, key) in members {
+        if let Some(id) = old_of_key.get(key) {
+            hits.push((group, id));
+            if let Some(more) = more_of_key.get(key) {
+                hits.extend(more.iter().map(|id| (group, *id)));
+            }
+        }
+    }
+    drop(old_of_key);
+    hits.sort_unstable();
+    let mut overlap: Vec<((usize, &str), u64)> = Vec::new();
+    for hit in hits {
+        match overlap.last_mut() {
+            Some((last, n)) if *last == hit => *n += 1,
+            _ => overlap.push((hit, 1)),
+        }
+    }
     let mut ranked: Vec<(u64, &str, usize)> =
-        overlap.iter().map(|(&(g, id), &n)| (n, id, g)).collect();
+        overlap.iter().map(|&((g, id), n)| (n, id, g)).collect();
     ranked.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(b.1)).then(a.2.cmp(&b.2)));
 
     let mut ids: Vec<Option<String>> = vec![None; groups];
@@ -208,7 +233,7 @@ pub fn carry_forward(
 
     if !first_version {
         let mut overlapping_groups: HashMap<&str, Vec<(usize, u64)>> = HashMap::new();
-        for (&(group, old), &n) in &overlap {
+        for &((group, old), n) in &overlap {
             overlapping_groups.entry(old).or_default().push((group, n));
         }
         for (group, id) in ids.iter().enumerate() {
@@ -216,10 +241,11 @@ pub fn carry_forward(
                 continue;
             }
             // The largest old id this group came from, if any.
-            let origin = overlap
-                .range((group, "")..)
+            let start = overlap.partition_point(|((g, _), _)| *g < group);
+            let origin = overlap[start..]
+                .iter()
                 .take_while(|((g, _), _)| *g == group)
-                .max_by(|a, b| a.1.cmp(b.1).then(b.0.1.cmp(a.0.1)));
+                .max_by(|a, b| a.1.cmp(&b.1).then(b.0.1.cmp(a.0.1)));
             events.push(match origin {
                 Some(((_, old), n)) => ChangeEvent {
                     kind: ChangeKind::Split,

@@ -21,6 +21,7 @@
 //! killed leaves the previous version current; its scratch directory is removed by the next
 //! run.
 
+pub mod aggregate;
 pub mod ids;
 pub mod tables;
 
@@ -161,11 +162,20 @@ pub async fn build(
     )
     .await?;
     let records = load_records(ctx, &session.manifest).await?;
+    tracing::debug!(
+        rss_mib = crate::metrics::current_rss_bytes().map(|b| b >> 20),
+        bytes = records.get_array_memory_size() >> 20,
+        "Records loaded."
+    );
     seconds.push(("records".to_string(), clock.elapsed().as_secs_f64()));
     let run = link_records(ctx, records, &options.link).await?;
     seconds.extend(run.summary.seconds.iter().cloned());
     clock = Instant::now();
     let built = tables::build(ctx, &run, &previous).await?;
+    tracing::debug!(
+        rss_mib = crate::metrics::current_rss_bytes().map(|b| b >> 20),
+        "Registry tables built."
+    );
     seconds.push(("registry tables".to_string(), clock.elapsed().as_secs_f64()));
     clock = Instant::now();
 

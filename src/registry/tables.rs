@@ -1,10 +1,6 @@
-//! The registry tables, built from a [`LinkRun`] with DataFusion plans over the linked
-//! records, plus the stable ids of [`super::ids`].
-//!
-//! Who wins when records disagree: the civil registry (the identity master, as in Aceh's
-//! registry), then the welfare registry, then program lists, then local lists; within one
-//! authority the earliest record. The NIK is the exception: the civil registry's, else the
-//! valid NIK most records agree on.
+//! The registry tables, built from a [`LinkRun`]: persons and families ([`super::aggregate`]),
+//! their stable ids ([`super::ids`]), record links, program memberships (a DataFusion join)
+//! and the scored pairs.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -83,112 +79,6 @@ pub struct RegistryTables {
     pub next_family: u64,
 }
 
-/// Ranks record authority: civil registry first.
-const AUTHORITY: &str = "CASE rec.role WHEN 'civil_registry' THEN 0 WHEN 'welfare_registry' \
-                         THEN 1 WHEN 'program' THEN 2 ELSE 3 END";
-
-fn person_sql() -> String {
-    let best = |column: &str| {
-        format!(
-            "first_value(r.{column} ORDER BY r.{column} IS NULL, r.authority, r.rid) AS {column}"
-        )
-    };
-    let place = |column: &str| {
-        format!(
-            "first_value(r.{column} ORDER BY r.village_code IS NULL, r.authority, r.rid) AS {column}"
-        )
-    };
-    let votes = |column: &str, status: &str| {
-        format!(
-            "{column}_votes AS (SELECT cluster_id, {column}, min(authority) AS authority, \
-             count(*) AS votes FROM r WHERE {status} = 'valid' GROUP BY cluster_id, {column}), \
-             best_{column} AS (SELECT cluster_id, first_value({column} ORDER BY authority, \
-             votes DESC, {column}) AS {column}, count(*) AS distinct_{column} \
-             FROM {column}_votes GROUP BY cluster_id)"
-        )
-    };
-    format!(
-        "WITH r AS (SELECT rec.*, c.cluster_id, {AUTHORITY} AS authority, \
-           coalesce(array_has(rec.quality_flags, 'birth_date_placeholder'), false) AS placeholder \
-           FROM records rec JOIN new_clusters c ON rec.rid = c.rid), \
-         {nik_votes}, {kk_votes}, \
-         flags AS (SELECT cluster_id, array_sort(array_agg(DISTINCT flag)) AS quality_flags \
-           FROM (SELECT cluster_id, unnest(quality_flags) AS flag FROM r) GROUP BY cluster_id), \
-         grouped AS (SELECT r.cluster_id, \
-           {full_name}, {name}, \
-           array_sort(array_agg(DISTINCT r.full_name)) AS name_variants, \
-           first_value(r.birth_date ORDER BY r.birth_date IS NULL, r.placeholder, r.authority, r.rid) AS birth_date, \
-           {sex}, {province_code}, {regency_code}, {district_code}, {village_code}, \
-           {province_name}, {regency_name}, {district_name}, {village_name}, \
-           {relationship}, {life_status}, {death_date}, \
-           min(r.welfare_decile) AS welfare_decile, {household_id}, \
-           bool_or(r.role = 'civil_registry') AS in_civil_registry, \
-           array_sort(array_agg(DISTINCT r.source)) AS sources, \
-           array_sort(array_agg(DISTINCT r.program) FILTER (WHERE r.role = 'program')) AS programs, \
-           count(*) AS record_count \
-           FROM r GROUP BY r.cluster_id) \
-         SELECT g.cluster_id, b.nik, coalesce(b.distinct_nik, 0) AS distinct_niks, \
-           g.full_name, g.name, g.name_variants, g.birth_date, g.sex, \
-           g.province_code, g.regency_code, g.district_code, g.village_code, \
-           g.province_name, g.regency_name, g.district_name, g.village_name, \
-           k.no_kk, g.relationship, g.life_status, g.death_date, g.welfare_decile, \
-           g.household_id, g.in_civil_registry, g.sources, g.programs, g.record_count, \
-           f.quality_flags, \
-           coalesce(k.no_kk, 'household:' || g.household_id) AS family_key \
-         FROM grouped g \
-           LEFT JOIN best_nik b ON g.cluster_id = b.cluster_id \
-           LEFT JOIN best_no_kk k ON g.cluster_id = k.cluster_id \
-           LEFT JOIN flags f ON g.cluster_id = f.cluster_id \
-         ORDER BY g.cluster_id",
-        nik_votes = votes("nik", "nik_status"),
-        kk_votes = votes("no_kk", "no_kk_status"),
-        full_name = best("full_name"),
-        name = best("name"),
-        sex = best("sex"),
-        province_code = place("province_code"),
-        regency_code = place("regency_code"),
-        district_code = place("district_code"),
-        village_code = place("village_code"),
-        province_name = place("province_name"),
-        regency_name = place("regency_name"),
-        district_name = place("district_name"),
-        village_name = place("village_name"),
-        relationship = best("relationship"),
-        life_status = best("life_status"),
-        death_date = best("death_date"),
-        household_id = best("household_id"),
-    )
-}
-
-const FAMILY_SQL: &str = "\
-WITH kk AS (
-  SELECT l.family_id, array_sort(array_agg(DISTINCT rec.no_kk)) AS kk_numbers
-  FROM records rec JOIN new_record_link l ON rec.rid = l.rid
-  WHERE rec.no_kk_status = 'valid' AND l.family_id IS NOT NULL
-  GROUP BY l.family_id
-),
-p AS (
-  SELECT *, CASE WHEN relationship = 'head' THEN 0 ELSE 1 END AS head_rank FROM new_person
-  WHERE family_id IS NOT NULL
-)
-SELECT p.family_id,
-  first_value(p.no_kk ORDER BY p.no_kk IS NULL, p.head_rank, p.person_id) AS no_kk,
-  any_value(kk.kk_numbers) AS kk_numbers,
-  first_value(p.household_id ORDER BY p.household_id IS NULL, p.head_rank, p.person_id) AS household_id,
-  first_value(p.person_id ORDER BY p.head_rank, p.birth_date, p.person_id) AS head_person_id,
-  first_value(p.full_name ORDER BY p.head_rank, p.birth_date, p.person_id) AS head_name,
-  count(*) AS members,
-  array_sort(array_agg(p.person_id)) AS member_ids,
-  first_value(p.province_code ORDER BY p.village_code IS NULL, p.head_rank, p.person_id) AS province_code,
-  first_value(p.regency_code ORDER BY p.village_code IS NULL, p.head_rank, p.person_id) AS regency_code,
-  first_value(p.district_code ORDER BY p.village_code IS NULL, p.head_rank, p.person_id) AS district_code,
-  first_value(p.village_code ORDER BY p.village_code IS NULL, p.head_rank, p.person_id) AS village_code,
-  min(p.welfare_decile) AS welfare_decile,
-  array_sort(array_distinct(flatten(array_agg(p.programs)))) AS programs
-FROM p LEFT JOIN kk ON p.family_id = kk.family_id
-GROUP BY p.family_id
-ORDER BY p.family_id";
-
 const MEMBERSHIP_SQL: &str = "\
 SELECT rec.program, rec.period, rec.program_unit AS unit, l.person_id, l.family_id,
   rec.source, rec.source_file, rec.source_row, rec.payee_role,
@@ -254,20 +144,19 @@ pub async fn build(
     let records = &run.records;
     let n = records.num_rows();
     let cluster_ids = &run.clustering.cluster_ids;
-    let clusters = RecordBatch::try_new(
-        Arc::new(Schema::new(vec![
-            Field::new("rid", DataType::UInt32, false),
-            Field::new("cluster_id", DataType::UInt64, false),
-        ])),
-        vec![
-            Arc::new(UInt32Array::from_iter_values(0..n as u32)),
-            Arc::new(UInt64Array::from(cluster_ids.clone())),
-        ],
-    )?;
-    register(ctx, "new_clusters", &clusters)?;
+    let clock = std::time::Instant::now();
+    let step = |name: &str| {
+        tracing::debug!(
+            step = name,
+            seconds = clock.elapsed().as_secs_f64(),
+            rss_mib = crate::metrics::current_rss_bytes().map(|b| b >> 20),
+            "Registry step done."
+        );
+    };
 
     // Persons: one row per cluster, then ids carried forward from the previous version.
-    let person = collect(ctx, &person_sql()).await?;
+    let person = super::aggregate::person_batch(records, cluster_ids)?;
+    step("person rows");
     let person_clusters = person
         .column_by_name("cluster_id")
         .map(|c| c.as_primitive::<UInt64Type>().clone())
@@ -278,9 +167,10 @@ pub async fn build(
         .enumerate()
         .map(|(g, c)| (*c, g))
         .collect();
+    let person_of_record: Vec<usize> = (0..n).map(|rid| group_of[&cluster_ids[rid]]).collect();
     let record_keys = utf8(records, "record_key")?;
     let members: Vec<(usize, &str)> = (0..n)
-        .map(|rid| (group_of[&cluster_ids[rid]], record_keys.value(rid)))
+        .map(|rid| (person_of_record[rid], record_keys.value(rid)))
         .collect();
     let niks = utf8(&person, "nik")?;
     let fallback: Vec<Option<&str>> = niks.iter().collect();
@@ -293,6 +183,7 @@ pub async fn build(
     );
 
     // Families: persons grouped by current KK (else welfare household), ids carried likewise.
+    step("persons");
     let family_keys = utf8(&person, "family_key")?;
     let mut family_group: HashMap<&str, usize> = HashMap::new();
     let mut family_of_person: Vec<Option<usize>> = Vec::with_capacity(person.num_rows());
@@ -319,6 +210,7 @@ pub async fn build(
         &previous.families(),
         IdFormat::FAMILY,
     );
+    step("families");
     let family_id_of_person: StringArray = family_of_person
         .iter()
         .map(|g| g.map(|g| families.ids[g].as_str()))
@@ -332,17 +224,25 @@ pub async fn build(
         ],
         &["cluster_id", "family_key"],
     )?;
-    register(ctx, "new_person", &person)?;
 
-    let record_link = record_link_batch(run, &group_of, &persons.ids, &family_id_of_person)?;
+    let record_link =
+        record_link_batch(run, &person_of_record, &persons.ids, &family_id_of_person)?;
+    step("record_link");
     register(ctx, "new_record_link", &record_link)?;
-    let family = collect(ctx, FAMILY_SQL).await?;
+    let family = super::aggregate::family_batch(
+        &person,
+        &family_of_person,
+        &families.ids,
+        &family_kk,
+        records,
+        &person_of_record,
+    )?;
+    step("family table");
     let program_membership = collect(ctx, MEMBERSHIP_SQL).await?;
+    step("memberships");
     let changes = changes_batch(&[("person", &persons.events), ("family", &families.events)])?;
     let match_pairs = pairs_batch(run)?;
-    for name in ["new_clusters", "new_person", "new_record_link"] {
-        let _ = ctx.deregister_table(name)?;
-    }
+    let _ = ctx.deregister_table("new_record_link")?;
     Ok(RegistryTables {
         person,
         family,
@@ -366,14 +266,14 @@ fn level_column(comparison: usize, gammas: UInt8Array) -> Result<ArrayRef, Regis
 
 fn record_link_batch(
     run: &LinkRun,
-    group_of: &HashMap<u64, usize>,
+    person_of_record: &[usize],
     person_ids: &[String],
     family_of_group: &StringArray,
 ) -> Result<RecordBatch, RegistryError> {
     let records = &run.records;
     let n = records.num_rows();
     let width = COMPARISONS.len();
-    let group = |rid: usize| group_of[&run.clustering.cluster_ids[rid]];
+    let group = |rid: usize| person_of_record[rid];
     let sources = utf8(records, "source")?;
     let rows = records
         .column_by_name("source_row")

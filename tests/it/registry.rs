@@ -473,3 +473,87 @@ fn a_killed_link_leaves_the_previous_registry_current_and_the_next_run_succeeds(
         .collect();
     assert!(leftovers.is_empty(), "scratch removed: {leftovers:?}");
 }
+
+#[test]
+fn the_pipeline_declares_linkage_and_a_saved_model_can_be_reused() {
+    let project = Project::with_sample();
+    let pipeline = project.path().join("pipelines/sample.toml");
+    let mut toml = std::fs::read_to_string(&pipeline).expect("pipeline");
+    toml.push_str(
+        "\n[linkage]\nthreshold = 0.99\n\n[[linkage.blocking]]\nname = \"same_nik\"\nkeys = [\"nik\"]\n\n\
+         [linkage.comparisons.sex]\nenabled = false\n\n[linkage.comparisons.nik]\nm = { exact = 0.97 }\n",
+    );
+    std::fs::write(&pipeline, toml).expect("write");
+    let out = run(&["--quiet", "ingest", &project.pipeline("sample")]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = run(&["link", &project.pipeline("sample")]);
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("rule same_nik"), "{stdout}");
+    assert!(
+        !stdout.contains("rule village_name"),
+        "only the declared rule: {stdout}"
+    );
+    assert!(stdout.contains("(threshold 0.99)"), "{stdout}");
+    let version = project
+        .workspace("sample")
+        .join("registry")
+        .join(current_version(&project));
+    let model: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(version.join("model.json")).expect("model"))
+            .expect("json");
+    let comparison = |name: &str| {
+        model["comparisons"]
+            .as_array()
+            .expect("comparisons")
+            .iter()
+            .find(|c| c["name"] == name)
+            .cloned()
+            .expect("comparison")
+    };
+    assert_eq!(comparison("nik")["m"][0], 0.97, "fixed m kept");
+    let sex = comparison("sex");
+    assert_eq!(sex["m"], sex["u"], "a disabled comparison weighs nothing");
+
+    // The saved model scores the next run as is.
+    let saved = project.path().join("model.json");
+    std::fs::copy(version.join("model.json"), &saved).expect("copy");
+    let out = run(&[
+        "link",
+        &project.pipeline("sample"),
+        "--model",
+        &saved.display().to_string(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains(&format!("model              {}", saved.display())),
+        "{}",
+        text(&out)
+    );
+    // A file that is not a model is refused with a hint.
+    let out = run(&[
+        "link",
+        &project.pipeline("sample"),
+        "--model",
+        &pipeline.display().to_string(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("is not a terpadu model"),
+        "{}",
+        text(&out)
+    );
+
+    // check names a mistake in the section.
+    let mut broken = std::fs::read_to_string(&pipeline).expect("pipeline");
+    broken.push_str("\n[linkage.comparisons.nama]\nenabled = false\n");
+    std::fs::write(&pipeline, broken).expect("write");
+    let out = run(&["check", &project.pipeline("sample")]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("linkage.comparisons.nama: no comparison 'nama'"),
+        "{}",
+        text(&out)
+    );
+}
