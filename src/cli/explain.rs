@@ -190,6 +190,30 @@ pub(super) fn run(args: Args) -> Result<u8> {
     Ok(EXIT_OK)
 }
 
+/// `" (F, born 1974-11-14)"`, leaving out what is unknown.
+fn describe(sex: &str, birth: &str) -> String {
+    let mut parts = Vec::new();
+    if !sex.is_empty() {
+        parts.push(sex.to_string());
+    }
+    if !birth.is_empty() {
+        parts.push(format!("born {birth}"));
+    }
+    if parts.is_empty() {
+        " (birth date unknown)".to_string()
+    } else {
+        format!(" ({})", parts.join(", "))
+    }
+}
+
+fn or_unknown(text: String) -> String {
+    if text.is_empty() {
+        "unknown".into()
+    } else {
+        text
+    }
+}
+
 /// Reads cell `row` of column `name` as text ("" when null or absent).
 fn cell(batch: &RecordBatch, name: &str, row: usize) -> String {
     let Some(column) = batch.column_by_name(name) else {
@@ -270,11 +294,10 @@ fn render(
             let person = cell(batch, "person_id", row);
             let _ = writeln!(
                 out,
-                "Person {person}: {} ({}, born {}), NIK {}",
+                "Person {person}: {}{}, NIK {}",
                 cell(batch, "full_name", row),
-                cell(batch, "sex", row),
-                cell(batch, "birth_date", row),
-                mask(cell(batch, "nik", row))
+                describe(&cell(batch, "sex", row), &cell(batch, "birth_date", row)),
+                or_unknown(mask(cell(batch, "nik", row)))
             );
             let _ = writeln!(out, "  names seen   {}", cell(batch, "name_variants", row));
             let _ = writeln!(
@@ -294,13 +317,13 @@ fn render(
             let _ = writeln!(
                 out,
                 "  status       {}{}; welfare decile {}",
-                cell(batch, "life_status", row),
+                or_unknown(cell(batch, "life_status", row)),
                 if death.is_empty() {
                     String::new()
                 } else {
                     format!(" (died {death})")
                 },
-                cell(batch, "welfare_decile", row)
+                or_unknown(cell(batch, "welfare_decile", row))
             );
             let _ = writeln!(out, "  programs     {}", cell(batch, "programs", row));
             let _ = writeln!(out, "  records");
@@ -311,12 +334,12 @@ fn render(
                     }
                     let _ = writeln!(
                         out,
-                        "    {}:{}  {} born {}, NIK {} ({})",
+                        "    {}:{}  {}{}, NIK {} ({})",
                         cell(records, "source", r),
                         cell(records, "source_row", r),
                         cell(records, "full_name", r),
-                        cell(records, "birth_date", r),
-                        mask(cell(records, "nik", r)),
+                        describe("", &cell(records, "birth_date", r)),
+                        or_unknown(mask(cell(records, "nik", r))),
                         cell(records, "nik_status", r),
                     );
                     match f64_cell(records, "match_probability", r) {
