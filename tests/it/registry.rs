@@ -478,7 +478,13 @@ fn a_killed_link_leaves_the_previous_registry_current_and_the_next_run_succeeds(
 fn the_pipeline_declares_linkage_and_a_saved_model_can_be_reused() {
     let project = Project::with_sample();
     let pipeline = project.path().join("pipelines/sample.toml");
-    let mut toml = std::fs::read_to_string(&pipeline).expect("pipeline");
+    let shipped = std::fs::read_to_string(&pipeline).expect("pipeline");
+    // The shipped pipeline's own [linkage] section is replaced by the test's.
+    let mut toml = shipped
+        .split("\n[linkage]")
+        .next()
+        .expect("sources")
+        .to_string();
     toml.push_str(
         "\n[linkage]\nthreshold = 0.99\n\n[[linkage.blocking]]\nname = \"same_nik\"\nkeys = [\"nik\"]\n\n\
          [linkage.comparisons.sex]\nenabled = false\n\n[linkage.comparisons.nik]\nm = { exact = 0.97 }\n",
