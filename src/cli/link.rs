@@ -14,22 +14,24 @@ use crate::registry::{self, RegistryOptions};
 use crate::workspace::Workspace;
 
 pub(super) const LINK_ABOUT: &str = "\
-Link staged records into persons (first version).
+Link staged records into persons and families, and publish the unified registry.
 
-Blocks candidate pairs (same NIK; same NIK region+date; same district and birth date; same
-village and name; same KK and first name; same NIK district, name and birth year; same name
-and birth date), counts each rule's pairs
-first and refuses one above --max-pairs-per-rule, compares every pair (NIK, name, birth date,
-sex, KK, region levels), estimates u from random pairs, m from strong labels (a shared 16-digit
-NIK; a shared name, birth date and village) and lambda by EM, and merges pairs at or above
---threshold into clusters, never merging two civil-registry records with different NIKs.
+Blocks candidate pairs (by default: same NIK; same NIK region+date; same district and birth
+date; same village and name; same KK and first name; same NIK district, name and birth year;
+same name and birth date; or the pipeline's [[linkage.blocking]] rules), counts each rule's
+pairs first and refuses one above --max-pairs-per-rule, compares every pair (NIK, name, birth
+date, sex, KK, region levels), estimates u from random pairs, m from strong labels and the prior
+by EM (or scores with --model FILE), weighs common names and dates down, and merges pairs at or
+above --threshold into persons, never merging two civil-registry records with different NIKs.
 
-Writes <workspace>/link/record_link.parquet (source, source_row, cluster_id) and the fitted
-model as <workspace>/link/model.json. Stable person ids, families and the published registry
-come next.
+Publishes a new registry version under <workspace>/registry/ and makes it current atomically:
+person, family, record_link, program_membership, registry_changes and match_pairs (queried with
+`terpadu sql`), plus model.json. Person and family ids carry over from the previous version;
+what split, merged or was retired is in registry_changes.
 
-Example:
+Examples:
   terpadu link pipelines/sample.toml
+  terpadu explain pipelines/sample.toml pkh:12
   terpadu evaluate pipelines/sample.toml --truth sample_data/truth.csv";
 
 pub(super) const EVALUATE_ABOUT: &str = "\

@@ -208,7 +208,9 @@ pub const CARRIED_COLUMNS: &[&str] = &[
 ];
 
 /// Raw fields whose values make a record's fingerprint: what the agency wrote, so the key
-/// survives re-sorting and re-exporting the extract, and changes when the row is edited.
+/// survives re-sorting and re-exporting the extract, and changes when the row is edited. The
+/// program and period are left out: they often come from the pipeline, and a new payment
+/// round must not give everyone in a list new records.
 const FINGERPRINT_COLUMNS: &[&str] = &[
     "nik_raw",
     "no_kk_raw",
@@ -220,8 +222,6 @@ const FINGERPRINT_COLUMNS: &[&str] = &[
     "address",
     "household_id",
     "member_id",
-    "program",
-    "period",
     "payee_role",
 ];
 
@@ -246,8 +246,11 @@ impl TermFrequency {
             return 0.0;
         }
         let tf = f64::from(self.frequency[left as usize]).max(1.0 / n.max(1) as f64);
-        let u = model.comparisons[self.comparison].u[usize::from(self.exact_level)];
-        if u <= 0.0 {
+        let comparison = &model.comparisons[self.comparison];
+        let level = usize::from(self.exact_level);
+        let (m, u) = (comparison.m[level], comparison.u[level]);
+        // A comparison switched off (m = u) weighs nothing, its frequency included.
+        if u <= 0.0 || m == u {
             return 0.0;
         }
         (u / tf).log2()
@@ -315,7 +318,7 @@ pub async fn load_records(
         .map(|s| {
             format!(
                 "SELECT '{name}' AS source, '{role}' AS role, source_row, {columns}, \
-                 concat_ws(chr(31), source, {fingerprint}) AS record_text FROM {name}",
+                 concat_ws(chr(31), source, {fingerprint}) AS record_text FROM \"{name}\"",
                 name = s.name,
                 role = s.role,
                 columns = RECORD_COLUMNS

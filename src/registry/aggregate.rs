@@ -363,10 +363,12 @@ pub fn family_batch(
     let relationship = strings(person, "relationship")?;
     let birth = arrow::compute::cast(column(person, "birth_date")?, &DataType::Int32)?;
     let birth = birth.as_primitive::<arrow::datatypes::Int32Type>();
-    // Head first (the civil registry's head, else the eldest), then by person id.
+    let life = strings(person, "life_status")?;
+    // Head first (the registry's head, else the eldest), the dead last, then by person id.
     for list in &mut members {
         list.sort_by_key(|&row| {
             (
+                life.is_valid(row) && life.value(row) == "dead",
                 !(relationship.is_valid(row) && relationship.value(row) == "head"),
                 birth.is_null(row),
                 birth.is_valid(row).then(|| birth.value(row)),

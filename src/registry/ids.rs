@@ -190,6 +190,8 @@ pub fn carry_forward(
 
     // Fallback keys for groups without an id.
     let mut events = Vec::new();
+    let overlapped: std::collections::HashSet<&str> =
+        overlap.iter().map(|((_, id), _)| *id).collect();
     let mut old_of_fallback: HashMap<&str, Vec<&str>> = HashMap::new();
     for (id, key) in &previous.fallback {
         old_of_fallback.entry(key).or_default().push(id);
@@ -201,9 +203,13 @@ pub fn carry_forward(
         let Some(key) = fallback.get(group).copied().flatten() else {
             continue;
         };
-        let free = old_of_fallback
-            .get(key)
-            .and_then(|olds| olds.iter().filter(|o| !taken.contains_key(*o)).min());
+        // Only an id whose records are all gone: one whose records went to another group
+        // was merged there, and is reported so.
+        let free = old_of_fallback.get(key).and_then(|olds| {
+            olds.iter()
+                .filter(|o| !taken.contains_key(*o) && !overlapped.contains(*o))
+                .min()
+        });
         if let Some(old) = free {
             taken.insert(old, group);
             *id = Some(old.to_string());

@@ -154,7 +154,21 @@ pub async fn build(
     let mut clock = Instant::now();
     let mut seconds = Vec::new();
 
-    let previous_meta = read_meta(&workspace).ok();
+    // A previous version that cannot be read stops the run: numbering from scratch would
+    // hand retired ids to new people.
+    let previous_meta = match read_meta(&workspace) {
+        Ok(meta) => Some(meta),
+        Err(RegistryError::NoRegistry(_)) => None,
+        Err(e) => return Err(e),
+    };
+    if previous_meta.is_some() && !ctx.table_exist("record_link")? {
+        return Err(RegistryError::Read {
+            path: current_dir(&workspace)?.display().to_string(),
+            message: "the current registry version has no record_link table; restore it or \
+                      point registry/_current.json at a complete version"
+                .into(),
+        });
+    }
     let previous = tables::previous_ids(
         ctx,
         previous_meta.as_ref().map_or(0, |m| m.next_person),
@@ -245,6 +259,7 @@ fn publish(
     let dir = workspace.registry_version_dir(version);
     sync_dir(tmp);
     std::fs::rename(tmp, &dir).map_err(|e| write_error(&dir, e))?;
+    sync_dir(&workspace.registry_dir());
     let pointer = RegistryPointer {
         version: version.to_string(),
         published_at: chrono::Utc::now().to_rfc3339(),
@@ -253,7 +268,13 @@ fn publish(
     let json = serde_json::to_vec_pretty(&pointer).map_err(|e| write_error(&path, e))?;
     write_atomic(&path, &json).map_err(|e| write_error(&path, e))?;
     sync_dir(&workspace.registry_dir());
-    let versions = workspace.registry_versions();
+    // Versions sort by time; the current one is the newest (newer leftovers were removed
+    // when the run started).
+    let versions: Vec<String> = workspace
+        .registry_versions()
+        .into_iter()
+        .filter(|v| v.as_str() <= version)
+        .collect();
     let excess = versions.len().saturating_sub(keep.max(1));
     for old in versions.iter().take(excess) {
         if old != version
@@ -272,17 +293,24 @@ fn sync_dir(dir: &Path) {
     }
 }
 
-/// Removes scratch directories of runs that died (the caller holds the workspace lock, so no
-/// live run owns them).
+/// Removes what runs that died left behind (the caller holds the workspace lock, so no live
+/// run owns any of it): scratch directories, half-written pointer files, and versions renamed
+/// into place but never made current (killed between the rename and the pointer switch).
 fn remove_scratch(workspace: &Workspace) {
     let Ok(entries) = std::fs::read_dir(workspace.registry_dir()) else {
         return;
     };
+    let current = workspace.read_registry_pointer().map(|p| p.version);
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with(".tmp-") {
-            tracing::warn!(dir = %entry.path().display(), "Removing the scratch directory of an interrupted run.");
+        let never_current = !name.starts_with('.')
+            && !name.starts_with('_')
+            && current.as_deref().is_none_or(|c| name.as_str() > c);
+        if name.starts_with(".tmp-") || never_current {
+            tracing::warn!(dir = %entry.path().display(), "Removing what an interrupted run left.");
             let _ = std::fs::remove_dir_all(entry.path());
+        } else if name.starts_with("_current.tmp-") {
+            let _ = std::fs::remove_file(entry.path());
         }
     }
 }
