@@ -31,6 +31,7 @@ pub mod link;
 pub mod metrics;
 pub mod normalize;
 pub mod registry;
+pub mod report;
 pub mod sample;
 pub mod sql;
 pub mod workspace;

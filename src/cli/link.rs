@@ -312,5 +312,27 @@ pub(super) fn run_evaluate(args: EvaluateArgs) -> Result<u8> {
             clustering.cluster_count()
         );
     }
+    // Report cases against truth, when the current version has reports.
+    let runtime = super::runtime()?;
+    let measured = runtime.block_on(async {
+        let session = crate::sql::Session::open(&Workspace::new(&pipeline.workspace)).await?;
+        crate::report::evaluate::evaluate_reports(&session, &pipeline, &truth).await
+    })?;
+    if !measured.is_empty() {
+        println!();
+        println!(
+            "{:<30} {:>9} {:>9} {:>10} {:>10}",
+            "report cases", "precision", "recall", "listed", "true"
+        );
+        for (report, c) in &measured {
+            println!(
+                "{report:<30} {:>9.4} {:>9.4} {:>10} {:>10}",
+                c.precision(),
+                c.recall(),
+                c.predicted,
+                c.actual
+            );
+        }
+    }
     Ok(EXIT_OK)
 }

@@ -6,6 +6,7 @@ mod check;
 mod explain;
 mod ingest;
 mod link;
+mod report;
 mod sample;
 mod sql;
 
@@ -87,6 +88,9 @@ pub enum Command {
     /// Explain why records were linked into a person, or not, level by level.
     #[command(long_about = explain::LONG_ABOUT)]
     Explain(explain::Args),
+    /// Write the duplicate, overlap, exclusivity, inclusion/exclusion-error and quality reports.
+    #[command(long_about = report::LONG_ABOUT)]
+    Report(report::Args),
     /// Measure the last link run against ground truth.
     #[command(long_about = link::EVALUATE_ABOUT)]
     Evaluate(link::EvaluateArgs),
@@ -161,6 +165,7 @@ pub fn main() -> ExitCode {
         Command::Link(args) => link::run_link(args),
         Command::Evaluate(args) => link::run_evaluate(args),
         Command::Explain(args) => explain::run(args),
+        Command::Report(args) => report::run(args),
         Command::Sql(args) => sql::run(args),
         Command::Sample(args) => sample::run(args, progress),
         Command::Bench(args) => bench::run(args, progress),

@@ -8,6 +8,7 @@
 pub mod layout;
 pub mod linkage;
 pub mod pipeline;
+pub mod programs;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -241,6 +242,20 @@ pub fn load_pipeline(path: &Path, overrides: &Overrides) -> Result<Pipeline, Con
         .clone()
         .unwrap_or_default()
         .validate(path, &mut problems);
+    let source_codes: Vec<(usize, String)> = raw
+        .sources
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| s.program.as_ref().map(|p| (i, p.code.clone())))
+        .collect();
+    let catalogue = programs::validate(
+        path,
+        raw.programs.clone(),
+        raw.exclusivity.clone(),
+        raw.reports.clone().unwrap_or_default(),
+        &source_codes,
+        &mut problems,
+    );
     if !problems.is_empty() {
         return Err(ConfigError::Invalid(problems));
     }
@@ -259,6 +274,7 @@ pub fn load_pipeline(path: &Path, overrides: &Overrides) -> Result<Pipeline, Con
         province: raw.province,
         sources,
         linkage,
+        catalogue,
     })
 }
 

@@ -45,6 +45,14 @@ pub struct RawPipeline {
     pub sources: Vec<RawSource>,
     /// Linkage settings (blocking rules, comparisons, thresholds); defaults when absent.
     pub linkage: Option<super::linkage::RawLinkage>,
+    /// The program catalogue.
+    #[serde(default)]
+    pub programs: Vec<super::programs::RawProgram>,
+    /// Exclusivity rules.
+    #[serde(default)]
+    pub exclusivity: Vec<super::programs::RawExclusivity>,
+    /// Report settings.
+    pub reports: Option<super::programs::RawReports>,
 }
 
 /// A source as written.
@@ -183,6 +191,8 @@ pub struct Pipeline {
     pub sources: Vec<Source>,
     /// Linkage settings.
     pub linkage: super::linkage::Linkage,
+    /// Programs, exclusivity rules and report settings.
+    pub catalogue: super::programs::Catalogue,
 }
 
 /// A checked source.

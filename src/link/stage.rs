@@ -204,6 +204,9 @@ pub const CARRIED_COLUMNS: &[&str] = &[
     "period",
     "program_unit",
     "payee_role",
+    "pregnant",
+    "disability",
+    "in_school",
     "quality_flags",
 ];
 

@@ -264,6 +264,9 @@ pub fn person_batch(
         })
         .collect();
     push("welfare_decile", Arc::new(min_decile));
+    for name in ["pregnant", "disability", "in_school"] {
+        push(name, first_present(name)?);
+    }
     let household = first_present("household_id")?;
     push("household_id", household.clone());
     let in_registry: BooleanArray = (0..groups.len())

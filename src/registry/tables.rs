@@ -82,7 +82,8 @@ pub struct RegistryTables {
 const MEMBERSHIP_SQL: &str = "\
 SELECT rec.program, rec.period, rec.program_unit AS unit, l.person_id, l.family_id,
   rec.source, rec.source_file, rec.source_row, rec.payee_role,
-  rec.nik AS listed_nik, rec.no_kk AS listed_no_kk, rec.full_name AS listed_name,
+  rec.nik AS listed_nik, rec.nik_status AS listed_nik_status, rec.no_kk AS listed_no_kk,
+  rec.full_name AS listed_name,
   rec.village_code
 FROM records rec JOIN new_record_link l ON rec.rid = l.rid
 WHERE rec.role = 'program'

@@ -179,6 +179,25 @@ impl Session {
                 });
             }
         }
+        if let Some(dir) = crate::report::current_dir(workspace)
+            && let Ok(text) = std::fs::read_to_string(dir.join("reports.json"))
+            && let Ok(reports) = serde_json::from_str::<crate::report::ReportManifest>(&text)
+        {
+            for report in reports.reports {
+                let path = dir.join(format!("{}.parquet", report.name));
+                let name = format!("report_{}", report.name);
+                ctx.register_parquet(
+                    &name,
+                    path.to_string_lossy().as_ref(),
+                    ParquetReadOptions::default(),
+                )
+                .await?;
+                tables.push(TableInfo {
+                    name,
+                    description: format!("{}, {} rows", report.title, report.rows),
+                });
+            }
+        }
         Ok(Session {
             ctx,
             tables,

@@ -6,6 +6,7 @@ mod formats;
 mod ingest;
 mod link;
 mod registry;
+mod report;
 mod sample;
 mod sql;
 mod util;

@@ -1,0 +1,518 @@
+//! Reports for program managers, built with DataFusion over the current registry version and
+//! the pipeline's program catalogue ([`crate::config::programs`]).
+//!
+//! Each report is a table with one row per case (or per count cell), with the ids, the source
+//! rows involved, the evidence, and region columns for filtering:
+//! 1. `duplicates`: the same person (or family, for family and household programs) listed
+//!    more than once in one program list and period, also when the payee differs.
+//! 2. `overlap`: recipients of every program pair by regency and welfare decile (the diagonal
+//!    is each program's recipients); `combinations`: the program sets families hold.
+//! 3. `exclusivity_breaches`: units breaking a declared exclusivity rule.
+//! 4. `inclusion_errors`: recipients who should not receive, by auditors' categories: dead
+//!    (with living heirs on the family card), NIK invalid, NIK unknown to the civil registry,
+//!    not in the welfare registry, decile above the program's cut-off.
+//! 5. `exclusion_errors`: units eligible by a program's rule that do not receive it.
+//! 6. `data_quality`: per source, the NIK and date problems, unmatched and quarantined rows.
+//! 7. `coverage`: per program and village: recipients, eligible, eligible covered, rates.
+//!
+//! Reports are written beside the registry version they read, as Parquet (queried with
+//! `terpadu sql` as `report_<name>`), CSV and one XLSX workbook. NIK and KK numbers are masked
+//! unless the run asks for them unmasked.
+
+pub mod evaluate;
+pub mod xlsx;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow::compute::concat_batches;
+use datafusion::error::DataFusionError;
+use datafusion::prelude::SessionContext;
+use serde::{Deserialize, Serialize};
+
+use crate::config::Pipeline;
+use crate::config::pipeline::ProgramUnit;
+use crate::registry::RegistryError;
+use crate::sql::{Session, SqlError};
+use crate::workspace::{LockError, Workspace, WorkspaceLock, write_atomic};
+
+/// Report errors.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// Opening the workspace failed.
+    #[error(transparent)]
+    Sql(#[from] SqlError),
+    /// No registry, or an unreadable one.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// Another run holds the workspace.
+    #[error(transparent)]
+    Locked(#[from] LockError),
+    /// A report's query failed (often a rule's SQL).
+    #[error("report {report}: {source}")]
+    Query {
+        /// The report.
+        report: String,
+        /// The error.
+        source: DataFusionError,
+    },
+    /// Arrow failed (a bug in terpadu).
+    #[error("internal error while writing reports: {0}; please report it")]
+    Arrow(#[from] arrow::error::ArrowError),
+    /// Writing failed.
+    #[error("cannot write {path}: {message} (check free space and permissions)")]
+    Write {
+        /// The file.
+        path: String,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// Options of a report run.
+#[derive(Debug, Clone, Default)]
+pub struct ReportOptions {
+    /// Write NIK and KK numbers in full.
+    pub unmasked: bool,
+}
+
+/// One written report.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WrittenReport {
+    /// Report name (`report_<name>` in SQL).
+    pub name: String,
+    /// What it lists.
+    pub title: String,
+    /// Rows.
+    pub rows: usize,
+}
+
+/// `reports.json` beside the reports.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReportManifest {
+    /// The registry version the reports read.
+    pub registry_version: String,
+    /// The reference date used.
+    pub reference_date: String,
+    /// Whether identifiers are masked.
+    pub masked: bool,
+    /// The reports.
+    pub reports: Vec<WrittenReport>,
+}
+
+/// One report to compute.
+struct ReportSpec {
+    name: &'static str,
+    title: &'static str,
+    sql: String,
+}
+
+fn quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+/// The unit views rules are written against: `person_view` (person + `age`, `alive`) and
+/// `family_view` (family + region names + living members and their components).
+pub async fn register_views(
+    ctx: &SessionContext,
+    reference_date: chrono::NaiveDate,
+) -> Result<(), ReportError> {
+    let date = format!("DATE '{}'", reference_date.format("%Y-%m-%d"));
+    let statements = [
+        format!(
+            "CREATE OR REPLACE VIEW person_view AS SELECT p.*, \
+               CAST(floor((CAST({date} AS INT) - CAST(p.birth_date AS INT)) / 365.25) AS INT) AS age, \
+               NOT (coalesce(p.life_status, 'alive') = 'dead' \
+                    AND (p.death_date IS NULL OR p.death_date <= {date})) AS alive \
+             FROM person p"
+        ),
+        "CREATE OR REPLACE VIEW family_view AS SELECT f.*, \
+           region_name(f.regency_code) AS regency_name, \
+           region_name(f.district_code) AS district_name, \
+           region_name(f.village_code) AS village_name, \
+           f.welfare_decile IS NOT NULL AS in_welfare_registry, \
+           c.living_members, c.has_pregnant, c.children_under_6, c.school_age_children, \
+           c.elderly, c.has_disability \
+         FROM family f JOIN (SELECT family_id, \
+             sum(CASE WHEN alive THEN 1 ELSE 0 END) AS living_members, \
+             bool_or(alive AND coalesce(pregnant, false)) AS has_pregnant, \
+             sum(CASE WHEN alive AND age < 6 THEN 1 ELSE 0 END) AS children_under_6, \
+             sum(CASE WHEN alive AND age BETWEEN 6 AND 18 THEN 1 ELSE 0 END) AS school_age_children, \
+             sum(CASE WHEN alive AND age >= 70 THEN 1 ELSE 0 END) AS elderly, \
+             bool_or(alive AND coalesce(disability, false)) AS has_disability \
+           FROM person_view WHERE family_id IS NOT NULL GROUP BY family_id) c \
+         ON f.family_id = c.family_id"
+            .to_string(),
+    ];
+    for sql in statements {
+        ctx.sql(&sql).await.map_err(|source| ReportError::Query {
+            report: "views".into(),
+            source,
+        })?;
+    }
+    Ok(())
+}
+
+fn view_of(unit: ProgramUnit) -> (&'static str, &'static str) {
+    match unit {
+        ProgramUnit::Person => ("person_view", "person_id"),
+        ProgramUnit::Family | ProgramUnit::Household => ("family_view", "family_id"),
+    }
+}
+
+fn specs(pipeline: &Pipeline, masked: bool) -> Vec<ReportSpec> {
+    let mask = |column: &str| {
+        if masked {
+            format!("mask_id({column})")
+        } else {
+            column.to_string()
+        }
+    };
+    let catalogue = &pipeline.catalogue;
+    let mut out = Vec::new();
+
+    // 1. Within-program duplicates: keys first (cheap), then the rows of those keys only.
+    out.push(ReportSpec {
+        name: "duplicates",
+        title: "Within-program duplicates",
+        sql: format!(
+            "WITH m AS (SELECT pm.*, CASE WHEN pm.unit = 'person' THEN pm.person_id \
+                 ELSE coalesce(pm.family_id, pm.person_id) END AS unit_id \
+               FROM program_membership pm), \
+             keys AS (SELECT program, period, unit_id FROM m \
+               GROUP BY program, period, unit_id HAVING count(*) > 1), \
+             rows AS (SELECT m.*, l.match_probability FROM m \
+               JOIN keys k ON m.program = k.program AND (m.period IS NOT DISTINCT FROM k.period) \
+                 AND m.unit_id = k.unit_id \
+               JOIN record_link l ON l.source = m.source AND l.source_file = m.source_file \
+                 AND l.source_row = m.source_row) \
+             SELECT program, period, any_value(unit) AS unit, unit_id, count(*) AS listings, \
+               count(DISTINCT person_id) > 1 AS payee_differs, \
+               array_sort(array_agg(DISTINCT person_id)) AS person_ids, \
+               array_sort(array_agg(source || ':' || CAST(source_row AS VARCHAR))) AS source_rows, \
+               array_sort(array_agg(DISTINCT {nik})) AS listed_niks, \
+               array_sort(array_agg(DISTINCT listed_name)) AS listed_names, \
+               min(match_probability) AS weakest_link_probability, \
+               min(village_code) AS village_code, region_name(min(village_code)) AS village_name \
+             FROM rows GROUP BY program, period, unit_id \
+             ORDER BY program, period, unit_id",
+            nik = mask("listed_nik")
+        ),
+    });
+
+    // 2. Overlap between programs, families as the unit (person programs roll up).
+    out.push(ReportSpec {
+        name: "overlap",
+        title: "Program overlap (families)",
+        sql: "WITH fp AS (SELECT family_id, regency_code, welfare_decile, unnest(programs) AS program \
+                FROM family) \
+              SELECT a.program AS program_a, b.program AS program_b, a.regency_code, \
+                region_name(a.regency_code) AS regency_name, a.welfare_decile, count(*) AS families \
+              FROM fp a JOIN fp b ON a.family_id = b.family_id AND a.program <= b.program \
+              GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 5"
+            .into(),
+    });
+    out.push(ReportSpec {
+        name: "combinations",
+        title: "Program combinations (families)",
+        sql: "SELECT array_to_string(programs, ' + ') AS combination, cardinality(programs) AS programs, \
+                count(*) AS families FROM family WHERE cardinality(programs) > 0 \
+              GROUP BY 1, 2 ORDER BY families DESC, combination"
+            .into(),
+    });
+
+    // 3. Exclusivity breaches.
+    let breaches: Vec<String> = catalogue
+        .exclusivity
+        .iter()
+        .map(|rule| {
+            let (view, id) = view_of(rule.unit);
+            let (name_column, kk) = match rule.unit {
+                ProgramUnit::Person => ("full_name", "no_kk"),
+                _ => ("head_name", "no_kk"),
+            };
+            format!(
+                "SELECT {rule} AS rule, {description} AS description, {unit} AS unit, \
+                   {id} AS unit_id, {name_column} AS name, {kk} AS no_kk, programs, welfare_decile, \
+                   regency_code, district_code, village_code FROM {view} WHERE {breach}",
+                rule = quote(&rule.name),
+                description = quote(&rule.description),
+                unit = quote(rule.unit.as_str()),
+                kk = mask(kk),
+                breach = rule.breach,
+            )
+        })
+        .collect();
+    if !breaches.is_empty() {
+        out.push(ReportSpec {
+            name: "exclusivity_breaches",
+            title: "Exclusivity breaches",
+            sql: format!(
+                "SELECT * FROM ({}) ORDER BY rule, unit_id",
+                breaches.join(" UNION ALL ")
+            ),
+        });
+    }
+
+    // 4. Inclusion errors, one row per program record and category.
+    let cutoffs: Vec<String> = catalogue
+        .programs
+        .iter()
+        .filter_map(|p| {
+            p.max_decile
+                .map(|d| format!("(m.program = {} AND m.family_decile > {d})", quote(&p.code)))
+        })
+        .collect();
+    let above = if cutoffs.is_empty() {
+        "false".to_string()
+    } else {
+        cutoffs.join(" OR ")
+    };
+    out.push(ReportSpec {
+        name: "inclusion_errors",
+        title: "Inclusion errors",
+        sql: format!(
+            "WITH dead_families AS (SELECT DISTINCT pm.family_id FROM program_membership pm \
+               JOIN person_view p ON pm.person_id = p.person_id WHERE NOT p.alive), \
+             heirs AS (SELECT family_id, array_sort(array_agg(full_name)) AS heirs FROM person_view \
+               WHERE alive AND family_id IN (SELECT family_id FROM dead_families) \
+               GROUP BY family_id), \
+             m AS (SELECT pm.*, p.alive, p.death_date, p.in_civil_registry, \
+                 p.welfare_decile AS person_decile, f.welfare_decile AS family_decile, \
+                 f.welfare_decile AS decile, f.regency_code, f.district_code, h.heirs \
+               FROM program_membership pm JOIN person_view p ON pm.person_id = p.person_id \
+               LEFT JOIN family f ON pm.family_id = f.family_id \
+               LEFT JOIN heirs h ON pm.family_id = h.family_id), \
+             registry_niks AS (SELECT DISTINCT nik FROM record_link \
+               WHERE role = 'civil_registry' AND nik IS NOT NULL), \
+             cases AS ( \
+               SELECT m.*, 'dead' AS category, \
+                 'recipient died ' || coalesce(CAST(m.death_date AS VARCHAR), '(date unknown)') \
+                   || ' per the civil registry' AS evidence FROM m WHERE NOT m.alive \
+               UNION ALL SELECT m.*, 'nik_invalid', 'listed NIK is ' || coalesce(m.listed_nik_status, 'missing') \
+                 FROM m WHERE coalesce(m.listed_nik_status, 'missing') <> 'valid' \
+               UNION ALL SELECT m.*, 'nik_unknown', 'listed NIK is not in the civil registry' FROM m \
+                 WHERE m.listed_nik_status = 'valid' AND m.listed_nik NOT IN (SELECT nik FROM registry_niks) \
+               UNION ALL SELECT m.*, 'not_in_welfare_registry', 'neither the person nor the family is in the welfare registry' \
+                 FROM m WHERE m.person_decile IS NULL AND m.family_decile IS NULL \
+               UNION ALL SELECT m.*, 'decile_above_cutoff', 'welfare decile ' || CAST(m.decile AS VARCHAR) \
+                 || ' is above the program cut-off' FROM m WHERE {above}) \
+             SELECT c.category, c.program, c.period, c.unit, c.person_id, c.family_id, c.source, \
+               c.source_row, c.listed_name, {nik} AS listed_nik, c.evidence, \
+               CASE WHEN c.category = 'dead' THEN c.heirs END AS heirs, \
+               c.regency_code, c.district_code, c.village_code \
+             FROM cases c \
+             ORDER BY c.category, c.program, c.source, c.source_row",
+            nik = mask("c.listed_nik"),
+        ),
+    });
+
+    // 5. Exclusion errors and 7. coverage, per program with an eligibility rule.
+    let mut exclusions = Vec::new();
+    let mut coverage = Vec::new();
+    for program in &catalogue.programs {
+        let Some(rule) = &program.eligibility else {
+            continue;
+        };
+        let (view, id) = view_of(program.unit);
+        let code = quote(&program.code);
+        let name = if view == "family_view" {
+            "head_name"
+        } else {
+            "full_name"
+        };
+        exclusions.push(format!(
+            "SELECT {code} AS program, {unit} AS unit, {id} AS unit_id, {name} AS name, \
+               {kk} AS no_kk, welfare_decile, programs, cardinality(programs) = 0 AS receives_nothing, \
+               regency_code, district_code, village_code FROM {view} \
+             WHERE ({rule}) AND NOT array_has(programs, {code})",
+            unit = quote(program.unit.as_str()),
+            kk = mask("no_kk"),
+        ));
+        coverage.push(format!(
+            "SELECT {code} AS program, regency_code, district_code, village_code, \
+               sum(CASE WHEN array_has(programs, {code}) THEN 1 ELSE 0 END) AS recipients, \
+               sum(CASE WHEN ({rule}) THEN 1 ELSE 0 END) AS eligible, \
+               sum(CASE WHEN ({rule}) AND array_has(programs, {code}) THEN 1 ELSE 0 END) AS eligible_covered \
+             FROM {view} GROUP BY 1, 2, 3, 4"
+        ));
+    }
+    if !exclusions.is_empty() {
+        out.push(ReportSpec {
+            name: "exclusion_errors",
+            title: "Exclusion errors",
+            sql: format!(
+                "SELECT e.*, region_name(e.village_code) AS village_name FROM ({}) e \
+                 ORDER BY program, regency_code, district_code, village_code, unit_id",
+                exclusions.join(" UNION ALL ")
+            ),
+        });
+        out.push(ReportSpec {
+            name: "coverage",
+            title: "Coverage by village",
+            sql: format!(
+                "SELECT c.*, region_name(c.village_code) AS village_name, \
+                   CASE WHEN eligible > 0 THEN CAST(eligible_covered AS DOUBLE) / eligible END AS coverage_rate, \
+                   CASE WHEN recipients > 0 THEN CAST(recipients - eligible_covered AS DOUBLE) / recipients END AS ineligible_share \
+                 FROM ({}) c ORDER BY program, regency_code, district_code, village_code",
+                coverage.join(" UNION ALL ")
+            ),
+        });
+    }
+
+    // 6. Data quality per source.
+    out.push(ReportSpec {
+        name: "data_quality",
+        title: "Data quality per source",
+        sql: format!(
+            "WITH r AS (SELECT l.source, l.nik, l.nik_status, p.in_civil_registry, l.person_id \
+               FROM record_link l JOIN person p ON l.person_id = p.person_id), \
+             dup AS (SELECT source, count(*) AS duplicated_niks FROM (SELECT source, nik FROM r \
+               WHERE nik_status = 'valid' GROUP BY source, nik HAVING count(DISTINCT person_id) > 1) \
+               GROUP BY source), \
+             q AS (SELECT source, count(*) AS records, \
+               sum(CASE WHEN nik_status = 'missing' THEN 1 ELSE 0 END) AS nik_missing, \
+               sum(CASE WHEN nik_status = 'invalid' THEN 1 ELSE 0 END) AS nik_invalid, \
+               sum(CASE WHEN nik_status = 'damaged' THEN 1 ELSE 0 END) AS nik_spreadsheet_damaged, \
+               sum(CASE WHEN NOT in_civil_registry THEN 1 ELSE 0 END) AS unmatched_to_civil_registry \
+               FROM r GROUP BY source), \
+             flags AS ({flags}) \
+             SELECT s.source, s.role, s.rows_read, s.rows_staged, s.rows_quarantined, \
+               q.nik_missing, q.nik_invalid, q.nik_spreadsheet_damaged, q.unmatched_to_civil_registry, \
+               coalesce(d.duplicated_niks, 0) AS duplicated_niks, f.placeholder_birth_dates, \
+               f.birth_date_missing \
+             FROM ingest_sources s LEFT JOIN q ON s.source = q.source \
+               LEFT JOIN dup d ON s.source = d.source LEFT JOIN flags f ON s.source = f.source \
+             ORDER BY s.source",
+            flags = pipeline
+                .sources
+                .iter()
+                .map(|s| format!(
+                    "SELECT {name} AS source, \
+                       sum(CASE WHEN array_has(quality_flags, 'birth_date_placeholder') THEN 1 ELSE 0 END) AS placeholder_birth_dates, \
+                       sum(CASE WHEN array_has(quality_flags, 'birth_date_missing') THEN 1 ELSE 0 END) AS birth_date_missing \
+                     FROM \"{table}\"",
+                    name = quote(&s.name),
+                    table = s.name
+                ))
+                .collect::<Vec<_>>()
+                .join(" UNION ALL "),
+        ),
+    });
+    out
+}
+
+/// Builds every report from the current registry and writes them.
+pub async fn build(
+    pipeline: &Pipeline,
+    options: &ReportOptions,
+) -> Result<(ReportManifest, PathBuf), ReportError> {
+    let workspace = Workspace::new(&pipeline.workspace);
+    let _lock = WorkspaceLock::acquire(&workspace, "report")?;
+    let version = workspace
+        .read_registry_pointer()
+        .ok_or_else(|| RegistryError::NoRegistry(workspace.root().display().to_string()))?
+        .version;
+    let session = Session::open(&workspace).await?;
+    let ctx = &session.ctx;
+    let reference = pipeline
+        .catalogue
+        .reference_date
+        .unwrap_or_else(|| chrono::Utc::now().date_naive());
+    register_views(ctx, reference).await?;
+    if options.unmasked {
+        tracing::warn!(pipeline = %pipeline.name, "Reports are written with unmasked NIK and KK numbers, as asked (--unmasked).");
+    }
+    let reference_text = reference.format("%Y-%m-%d").to_string();
+    let mut results: Vec<(ReportSpec, RecordBatch)> = Vec::new();
+    for spec in specs(pipeline, !options.unmasked) {
+        let query_error = |source| ReportError::Query {
+            report: spec.name.to_string(),
+            source,
+        };
+        let frame = ctx.sql(&spec.sql).await.map_err(query_error)?;
+        let schema = Arc::new(frame.schema().as_arrow().clone());
+        let batches = frame.collect().await.map_err(|source| ReportError::Query {
+            report: spec.name.to_string(),
+            source,
+        })?;
+        let batch = concat_batches(&schema, &batches)?;
+        tracing::info!(report = spec.name, rows = batch.num_rows(), "Report built.");
+        results.push((spec, batch));
+    }
+
+    // Written beside the registry version, through a scratch directory.
+    let root = workspace.root().join("reports");
+    let dir = root.join(&version);
+    let tmp = root.join(format!(".tmp-{version}-{}", std::process::id()));
+    let write = |path: &Path, e: &dyn std::fmt::Display| ReportError::Write {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    };
+    std::fs::create_dir_all(&tmp).map_err(|e| write(&tmp, &e))?;
+    let mut written = Vec::new();
+    for (spec, batch) in &results {
+        let parquet = tmp.join(format!("{}.parquet", spec.name));
+        registry_write_parquet(batch, &parquet).map_err(|e| write(&parquet, &e))?;
+        let csv = tmp.join(format!("{}.csv", spec.name));
+        write_csv(batch, &csv).map_err(|e| write(&csv, &e))?;
+        written.push(WrittenReport {
+            name: spec.name.to_string(),
+            title: spec.title.to_string(),
+            rows: batch.num_rows(),
+        });
+    }
+    let workbook = tmp.join("terpadu-reports.xlsx");
+    let sheets: Vec<(&str, &RecordBatch)> = results.iter().map(|(s, b)| (s.title, b)).collect();
+    xlsx::write_workbook(&workbook, &sheets).map_err(|e| write(&workbook, &e))?;
+    let manifest = ReportManifest {
+        registry_version: version.clone(),
+        reference_date: reference_text,
+        masked: !options.unmasked,
+        reports: written,
+    };
+    let json = serde_json::to_vec_pretty(&manifest).map_err(|e| write(&tmp, &e))?;
+    write_atomic(&tmp.join("reports.json"), &json).map_err(|e| write(&tmp, &e))?;
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).map_err(|e| write(&dir, &e))?;
+    }
+    std::fs::rename(&tmp, &dir).map_err(|e| write(&dir, &e))?;
+    Ok((manifest, dir))
+}
+
+fn registry_write_parquet(batch: &RecordBatch, path: &Path) -> Result<(), String> {
+    let file = std::fs::File::create(path).map_err(|e| e.to_string())?;
+    let mut writer = parquet::arrow::ArrowWriter::try_new(
+        file,
+        batch.schema(),
+        Some(crate::ingest::sink::writer_properties()),
+    )
+    .map_err(|e| e.to_string())?;
+    writer.write(batch).map_err(|e| e.to_string())?;
+    writer.close().map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// CSV with list cells joined by `; ` (spreadsheet users open CSVs).
+fn write_csv(batch: &RecordBatch, path: &Path) -> Result<(), String> {
+    let mut writer = csv::Writer::from_path(path).map_err(|e| e.to_string())?;
+    let schema = batch.schema();
+    writer
+        .write_record(schema.fields().iter().map(|f| f.name().as_str()))
+        .map_err(|e| e.to_string())?;
+    for row in 0..batch.num_rows() {
+        let cells: Vec<String> = (0..batch.num_columns())
+            .map(|c| xlsx::cell_text(batch.column(c), row))
+            .collect();
+        writer.write_record(&cells).map_err(|e| e.to_string())?;
+    }
+    writer.flush().map_err(|e| e.to_string())
+}
+
+/// The directory of the reports of the current registry version, if written.
+pub fn current_dir(workspace: &Workspace) -> Option<PathBuf> {
+    let version = workspace.read_registry_pointer()?.version;
+    let dir = workspace.root().join("reports").join(version);
+    dir.join("reports.json").exists().then_some(dir)
+}
