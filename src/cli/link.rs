@@ -103,6 +103,38 @@ fn probability(text: &str) -> Result<f64, String> {
     }
 }
 
+/// Registry options: command-line values first, then the pipeline's `[linkage]`, then the
+/// defaults.
+pub(super) fn registry_options(
+    pipeline: &crate::config::Pipeline,
+    threshold: Option<f64>,
+    max_pairs_per_rule: Option<u64>,
+    model: Option<(String, crate::link::model::Model)>,
+    no_term_frequency: bool,
+    keep_versions: Option<usize>,
+) -> RegistryOptions {
+    let defaults = RegistryOptions::default();
+    let linkage = &pipeline.linkage;
+    RegistryOptions {
+        link: LinkOptions {
+            threshold: threshold
+                .or(linkage.threshold)
+                .unwrap_or(defaults.link.threshold),
+            max_pairs_per_rule: max_pairs_per_rule
+                .or(linkage.max_pairs_per_rule)
+                .unwrap_or(defaults.link.max_pairs_per_rule),
+            model,
+            term_frequency: !no_term_frequency && linkage.term_frequency.unwrap_or(true),
+            rules: linkage.blocking.clone(),
+            comparisons: linkage.comparisons.clone(),
+            ..defaults.link
+        },
+        keep_versions: keep_versions
+            .or(linkage.keep_versions)
+            .unwrap_or(defaults.keep_versions),
+    }
+}
+
 pub(super) fn run_link(args: LinkArgs) -> Result<u8> {
     let pipeline = config::load_pipeline(
         &args.pipeline,
@@ -124,29 +156,14 @@ pub(super) fn run_link(args: LinkArgs) -> Result<u8> {
         }
         None => None,
     };
-    let defaults = RegistryOptions::default();
-    let linkage = &pipeline.linkage;
-    let options = RegistryOptions {
-        link: LinkOptions {
-            threshold: args
-                .threshold
-                .or(linkage.threshold)
-                .unwrap_or(defaults.link.threshold),
-            max_pairs_per_rule: args
-                .max_pairs_per_rule
-                .or(linkage.max_pairs_per_rule)
-                .unwrap_or(defaults.link.max_pairs_per_rule),
-            model,
-            term_frequency: !args.no_term_frequency && linkage.term_frequency.unwrap_or(true),
-            rules: linkage.blocking.clone(),
-            comparisons: linkage.comparisons.clone(),
-            ..defaults.link
-        },
-        keep_versions: args
-            .keep_versions
-            .or(linkage.keep_versions)
-            .unwrap_or(defaults.keep_versions),
-    };
+    let options = registry_options(
+        &pipeline,
+        args.threshold,
+        args.max_pairs_per_rule,
+        model,
+        args.no_term_frequency,
+        args.keep_versions,
+    );
     let threshold = options.link.threshold;
     let runtime = super::runtime()?;
     let built = runtime

@@ -7,6 +7,7 @@ mod explain;
 mod ingest;
 mod link;
 mod report;
+mod run;
 mod sample;
 mod sql;
 
@@ -79,6 +80,9 @@ pub enum Command {
     /// Validate a pipeline, its layouts and its input headers without loading data.
     #[command(long_about = check::LONG_ABOUT)]
     Check(check::Args),
+    /// Run a pipeline end to end: ingest, link, report.
+    #[command(long_about = run::LONG_ABOUT)]
+    Run(run::Args),
     /// Load every source of a pipeline into typed Parquet in the workspace.
     #[command(long_about = ingest::LONG_ABOUT)]
     Ingest(ingest::Args),
@@ -162,6 +166,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Check(args) => check::run(args),
         Command::Ingest(args) => ingest::run(args, progress),
+        Command::Run(args) => run::run(args, progress),
         Command::Link(args) => link::run_link(args),
         Command::Evaluate(args) => link::run_evaluate(args),
         Command::Explain(args) => explain::run(args),

@@ -20,6 +20,7 @@
 //! unless the run asks for them unmasked.
 
 pub mod evaluate;
+pub mod html;
 pub mod xlsx;
 
 use std::path::{Path, PathBuf};
@@ -466,6 +467,17 @@ pub async fn build(
     let workbook = tmp.join("terpadu-reports.xlsx");
     let sheets: Vec<(&str, &RecordBatch)> = results.iter().map(|(s, b)| (s.title, b)).collect();
     xlsx::write_workbook(&workbook, &sheets).map_err(|e| write(&workbook, &e))?;
+    let page = page(
+        ctx,
+        pipeline,
+        &version,
+        &reference_text,
+        !options.unmasked,
+        &results,
+    )
+    .await?;
+    let html_path = tmp.join("terpadu-report.html");
+    std::fs::write(&html_path, html::render(&page)).map_err(|e| write(&html_path, &e))?;
     let manifest = ReportManifest {
         registry_version: version.clone(),
         reference_date: reference_text,
@@ -479,6 +491,246 @@ pub async fn build(
     }
     std::fs::rename(&tmp, &dir).map_err(|e| write(&dir, &e))?;
     Ok((manifest, dir))
+}
+
+/// Rows of a query as text cells.
+async fn text_rows(ctx: &SessionContext, sql: &str) -> Result<Vec<Vec<String>>, ReportError> {
+    let batches = ctx
+        .sql(sql)
+        .await
+        .map_err(|source| ReportError::Query {
+            report: "html".into(),
+            source,
+        })?
+        .collect()
+        .await
+        .map_err(|source| ReportError::Query {
+            report: "html".into(),
+            source,
+        })?;
+    let mut rows = Vec::new();
+    for batch in &batches {
+        for row in 0..batch.num_rows() {
+            rows.push(
+                batch
+                    .columns()
+                    .iter()
+                    .map(|c| xlsx::cell_text(c, row))
+                    .collect(),
+            );
+        }
+    }
+    Ok(rows)
+}
+
+async fn first_rows(ctx: &SessionContext, sql: &str) -> Result<RecordBatch, ReportError> {
+    let frame = ctx.sql(sql).await.map_err(|source| ReportError::Query {
+        report: "html".into(),
+        source,
+    })?;
+    let schema = Arc::new(frame.schema().as_arrow().clone());
+    let batches = frame.collect().await.map_err(|source| ReportError::Query {
+        report: "html".into(),
+        source,
+    })?;
+    Ok(concat_batches(&schema, &batches)?)
+}
+
+/// What the HTML page shows, from the registry and the reports just built.
+async fn page(
+    ctx: &SessionContext,
+    pipeline: &Pipeline,
+    version: &str,
+    reference: &str,
+    masked: bool,
+    results: &[(ReportSpec, RecordBatch)],
+) -> Result<html::Page, ReportError> {
+    for (spec, batch) in results {
+        let name = format!("r_{}", spec.name);
+        let _ = ctx.deregister_table(name.as_str());
+        let table =
+            datafusion::datasource::MemTable::try_new(batch.schema(), vec![vec![batch.clone()]])
+                .map_err(|source| ReportError::Query {
+                    report: "html".into(),
+                    source,
+                })?;
+        ctx.register_table(name.as_str(), Arc::new(table))
+            .map_err(|source| ReportError::Query {
+                report: "html".into(),
+                source,
+            })?;
+    }
+    let has = |name: &str| results.iter().any(|(s, _)| s.name == name);
+    let number = |rows: Vec<Vec<String>>| {
+        rows.first()
+            .and_then(|r| r.first())
+            .cloned()
+            .unwrap_or_default()
+    };
+    let mut figures = Vec::new();
+    for (label, sql) in [
+        ("persons in the registry", "SELECT count(*) FROM person"),
+        ("families", "SELECT count(*) FROM family"),
+        ("records linked", "SELECT count(*) FROM record_link"),
+        ("program records", "SELECT count(*) FROM program_membership"),
+        (
+            "within-program duplicates",
+            "SELECT count(*) FROM r_duplicates",
+        ),
+        (
+            "dead recipients",
+            "SELECT count(*) FROM r_inclusion_errors WHERE category = 'dead'",
+        ),
+        (
+            "inclusion-error rows",
+            "SELECT count(*) FROM r_inclusion_errors",
+        ),
+    ] {
+        figures.push((label.to_string(), number(text_rows(ctx, sql).await?)));
+    }
+    if has("exclusivity_breaches") {
+        figures.push((
+            "exclusivity breaches".into(),
+            number(text_rows(ctx, "SELECT count(*) FROM r_exclusivity_breaches").await?),
+        ));
+    }
+    if has("exclusion_errors") {
+        figures.push((
+            "eligible units receiving nothing".into(),
+            number(
+                text_rows(
+                    ctx,
+                    "SELECT count(DISTINCT unit_id) FROM r_exclusion_errors WHERE receives_nothing",
+                )
+                .await?,
+            ),
+        ));
+    }
+    let cells: Vec<(String, String, u64)> = text_rows(
+        ctx,
+        "SELECT program_a, program_b, sum(families) FROM r_overlap GROUP BY 1, 2 ORDER BY 1, 2",
+    )
+    .await?
+    .into_iter()
+    .map(|r| (r[0].clone(), r[1].clone(), r[2].parse().unwrap_or(0)))
+    .collect();
+    let mut programs: Vec<String> = cells.iter().map(|c| c.0.clone()).collect();
+    programs.sort();
+    programs.dedup();
+    let combinations = text_rows(ctx, "SELECT combination, families FROM r_combinations ORDER BY families DESC, combination LIMIT 10")
+        .await?
+        .into_iter()
+        .map(|r| (r[0].clone(), r[1].parse().unwrap_or(0)))
+        .collect();
+    let coverage = if has("coverage") {
+        text_rows(
+            ctx,
+            "SELECT program, coalesce(region_name(regency_code), regency_code), sum(recipients),              sum(eligible), sum(eligible_covered) FROM r_coverage WHERE regency_code IS NOT NULL              GROUP BY 1, 2 ORDER BY 1, 2",
+        )
+        .await?
+        .into_iter()
+        .map(|r| {
+            (
+                r[0].clone(),
+                r[1].clone(),
+                r[2].parse().unwrap_or(0),
+                r[3].parse().unwrap_or(0),
+                r[4].parse().unwrap_or(0),
+            )
+        })
+        .collect()
+    } else {
+        Vec::new()
+    };
+    let inclusion = text_rows(
+        ctx,
+        "SELECT category, program, count(*) FROM r_inclusion_errors GROUP BY 1, 2 ORDER BY 2, 1",
+    )
+    .await?
+    .into_iter()
+    .map(|r| (r[0].clone(), r[1].clone(), r[2].parse().unwrap_or(0)))
+    .collect();
+    let exclusion = if has("exclusion_errors") {
+        text_rows(
+            ctx,
+            "SELECT program, count(*), sum(CASE WHEN receives_nothing THEN 1 ELSE 0 END)              FROM r_exclusion_errors GROUP BY 1 ORDER BY 1",
+        )
+        .await?
+        .into_iter()
+        .map(|r| (r[0].clone(), r[1].parse().unwrap_or(0), r[2].parse().unwrap_or(0)))
+        .collect()
+    } else {
+        Vec::new()
+    };
+    const SHOWN: usize = 500;
+    let mut tables = vec![(
+        "Data quality per source".to_string(),
+        "NIK problems, records no civil-registry record backs, duplicated NIKs, placeholder dates, quarantined rows.".to_string(),
+        first_rows(ctx, "SELECT * FROM r_data_quality").await?,
+    )];
+    for (name, title, note, order) in [
+        (
+            "duplicates",
+            "Within-program duplicates",
+            "The same person, or family for family programs, listed more than once in one program and period.",
+            "program, unit_id",
+        ),
+        (
+            "exclusivity_breaches",
+            "Exclusivity breaches",
+            "Units breaking a declared rule.",
+            "rule, unit_id",
+        ),
+        (
+            "inclusion_errors",
+            "Inclusion errors",
+            "Recipients who should not receive, by category; the dead with the living heirs on their family card.",
+            "category, program, source, source_row",
+        ),
+        (
+            "exclusion_errors",
+            "Exclusion errors",
+            "Eligible by the program's rule and not receiving it; families receiving nothing first. The list a social worker would visit.",
+            "receives_nothing DESC, program, regency_code, district_code, village_code, unit_id",
+        ),
+    ] {
+        if !has(name) {
+            continue;
+        }
+        let total = results
+            .iter()
+            .find(|(s, _)| s.name == name)
+            .map_or(0, |(_, b)| b.num_rows());
+        let note = if total > SHOWN {
+            format!(
+                "{note} The first {SHOWN} of {total} rows; the CSV, XLSX and `terpadu sql` (report_{name}) hold all."
+            )
+        } else {
+            note.to_string()
+        };
+        tables.push((
+            title.to_string(),
+            note,
+            first_rows(
+                ctx,
+                &format!("SELECT * FROM r_{name} ORDER BY {order} LIMIT {SHOWN}"),
+            )
+            .await?,
+        ));
+    }
+    Ok(html::Page {
+        pipeline: pipeline.name.clone(),
+        version: version.to_string(),
+        reference_date: reference.to_string(),
+        masked,
+        figures,
+        overlap: (programs, cells),
+        combinations,
+        coverage,
+        inclusion,
+        exclusion,
+        tables,
+    })
 }
 
 fn registry_write_parquet(batch: &RecordBatch, path: &Path) -> Result<(), String> {

@@ -92,6 +92,23 @@ fn reports_are_written_masked_and_their_counts_reconcile() {
     }
     let workbook = std::fs::read(dir.join("terpadu-reports.xlsx")).expect("workbook");
     assert_eq!(&workbook[..2], b"PK", "an XLSX (zip) file");
+    let html = std::fs::read_to_string(dir.join("terpadu-report.html")).expect("html");
+    for expected in [
+        "<svg",
+        "Overlap between programs",
+        "Exclusion errors",
+        "<table id=\"t0\"",
+    ] {
+        assert!(html.contains(expected), "the HTML report has {expected}");
+    }
+    assert!(
+        !html.contains("http://") && !html.contains("https://"),
+        "the HTML report needs no network"
+    );
+    assert!(
+        !has_sixteen_digits(&html),
+        "the HTML report masks NIK and KK"
+    );
 
     // Overlap: the diagonal is each program's families, off the diagonal families with both.
     for (a, b) in [
@@ -252,9 +269,19 @@ fn reports_are_written_masked_and_their_counts_reconcile() {
 }
 
 #[test]
-fn report_cases_match_the_generated_truth() {
+fn one_run_command_writes_everything_and_report_cases_match_the_generated_truth() {
     let project = Project::with_sample();
-    prepare(&project, "");
+    let out = run(&["run", &project.pipeline("sample")]);
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for stage in [
+        "ingest   19777 rows read",
+        "link     19777 records",
+        "report   duplicates",
+    ] {
+        assert!(stdout.contains(stage), "{stage} in:\n{stdout}");
+    }
+    assert!(reports_dir(&project).join("terpadu-report.html").exists());
     let truth = project.path().join("sample_data/truth.csv");
     let out = run(&[
         "evaluate",
