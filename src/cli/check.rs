@@ -77,6 +77,28 @@ pub(super) fn run(args: Args) -> Result<u8> {
             status
         );
     }
+    // Rules are SQL: plan each against the current registry's views when there is one.
+    let rules = crate::report::rule_predicates(&pipeline);
+    if !rules.is_empty() {
+        let workspace = crate::workspace::Workspace::new(&pipeline.workspace);
+        if workspace.read_registry_pointer().is_none() {
+            println!(
+                "  {} rule(s): SQL checked against the registry once `terpadu link` has published one",
+                rules.len()
+            );
+        } else {
+            let runtime = super::runtime()?;
+            let problems = runtime.block_on(crate::report::check_rules(&pipeline))?;
+            for (key, message) in &problems {
+                println!("{}: {key}: {message}", args.pipeline.display());
+            }
+            if problems.is_empty() {
+                println!("  {} rule(s): SQL plans against the registry", rules.len());
+            } else {
+                code = code.max(EXIT_CONFIG);
+            }
+        }
+    }
     if code == EXIT_OK {
         println!("All checks passed.");
     }

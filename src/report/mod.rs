@@ -155,6 +155,58 @@ pub async fn register_views(
     Ok(())
 }
 
+/// Every rule's SQL with its pipeline key: (key, unit view, predicate).
+pub fn rule_predicates(pipeline: &Pipeline) -> Vec<(String, &'static str, String)> {
+    let catalogue = &pipeline.catalogue;
+    let mut out = Vec::new();
+    for (i, program) in catalogue.programs.iter().enumerate() {
+        if let Some(rule) = &program.eligibility {
+            out.push((
+                format!("programs[{i}].eligibility"),
+                view_of(program.unit).0,
+                rule.clone(),
+            ));
+        }
+    }
+    for (i, rule) in catalogue.exclusivity.iter().enumerate() {
+        out.push((
+            format!("exclusivity[{i}].breach"),
+            view_of(rule.unit).0,
+            rule.breach.clone(),
+        ));
+    }
+    out
+}
+
+/// Plans every rule against the current registry's views; returns (key, error) per rule
+/// that does not plan (unknown column, type error, syntax).
+pub async fn check_rules(pipeline: &Pipeline) -> Result<Vec<(String, String)>, ReportError> {
+    let workspace = Workspace::new(&pipeline.workspace);
+    let session = Session::open(&workspace).await?;
+    let reference = pipeline
+        .catalogue
+        .reference_date
+        .unwrap_or_else(|| chrono::Utc::now().date_naive());
+    register_views(&session.ctx, reference).await?;
+    let mut problems = Vec::new();
+    for (key, view, predicate) in rule_predicates(pipeline) {
+        let planned = match session
+            .ctx
+            .sql(&format!("SELECT count(*) FROM {view} WHERE {predicate}"))
+            .await
+        {
+            Ok(frame) => frame.into_optimized_plan().map(|_| ()),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = planned {
+            let message = e.to_string();
+            let first = message.lines().next().unwrap_or_default().to_string();
+            problems.push((key, format!("{first} (the rule is SQL over {view})")));
+        }
+    }
+    Ok(problems)
+}
+
 fn view_of(unit: ProgramUnit) -> (&'static str, &'static str) {
     match unit {
         ProgramUnit::Person => ("person_view", "person_id"),

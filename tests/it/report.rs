@@ -266,6 +266,25 @@ fn reports_are_written_masked_and_their_counts_reconcile() {
         serde_json::from_slice(&std::fs::read(dir.join("reports.json")).expect("manifest"))
             .expect("json");
     assert_eq!(manifest["masked"], false);
+
+    // With a registry published, check plans every rule's SQL and names the broken one.
+    let path = project.path().join("pipelines/sample.toml");
+    let pipeline = std::fs::read_to_string(&path).expect("pipeline");
+    std::fs::write(
+        &path,
+        pipeline.replace(
+            "eligibility = \"welfare_decile <= 4\"\n",
+            "eligibility = \"welfare_decil <= 4\"\n",
+        ),
+    )
+    .expect("write");
+    let out = run(&["check", &project.pipeline("sample")]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("programs[1].eligibility: Schema error: No field named welfare_decil"),
+        "{}",
+        text(&out)
+    );
 }
 
 #[test]
