@@ -5,24 +5,27 @@
 //! ```text
 //! extracts (CSV, XLSX, JSONL, Parquet)
 //!   -> ingest     typed, validated staged Parquet + quarantine + run manifest
-//!   -> link       fuzzy NIK/name matching into persons (first version; families next)
-//!   -> registry   (next) the unified registry with stable person ids
-//!   -> report     (next) duplicates, overlaps, inclusion and exclusion errors
+//!   -> link       fuzzy NIK/name matching into persons and families
+//!   -> registry   the unified registry: person, family, record_link, program_membership,
+//!                 stable ids, published as atomic versions
+//!   -> report     duplicates, overlaps, exclusivity breaches, inclusion and exclusion errors
 //! ```
 //!
 //! Module map:
 //! - [`config`]: pipelines (`pipelines/*.toml`) and layouts (`schemas/*.toml`), checked together.
 //! - [`ingest`]: readers per format, the canonical record schema, staging and quarantine.
-//! - [`link`]: record linkage: comparison levels, blocking, the pairwise kernel, the
-//!   Fellegi-Sunter model with EM, the first link stage and evaluation against truth.
 //! - [`normalize`]: NIK and KK validation, Indonesian name normalisation, dates, region codes;
 //!   also as SQL functions.
+//! - [`link`]: record linkage: comparison levels, blocking, the pairwise kernel, the
+//!   Fellegi-Sunter model with EM, clustering and evaluation against truth.
+//! - [`registry`]: the published registry tables, stable ids, versions.
+//! - [`report`]: the program catalogue's rules and the reports (Parquet, CSV, XLSX, HTML).
+//! - [`ops`]: a whole run (`terpadu run`): arrival checks, change detection, the run ledger.
 //! - [`sql`]: DataFusion sessions over a workspace.
 //! - [`sample`]: the deterministic synthetic-province generator with ground truth.
-//! - [`workspace`]: the directory layout stages share, and atomic file publication.
+//! - [`workspace`]: the directory layout stages share, locks, and atomic file publication.
+//! - [`metrics`]: process memory figures.
 //! - [`cli`]: the `terpadu` command line.
-
-#![warn(missing_docs)]
 
 pub mod cli;
 pub mod config;
@@ -30,6 +33,7 @@ pub mod ingest;
 pub mod link;
 pub mod metrics;
 pub mod normalize;
+pub mod ops;
 pub mod registry;
 pub mod report;
 pub mod sample;

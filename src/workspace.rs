@@ -232,7 +232,8 @@ pub struct WorkspaceLock {
     path: PathBuf,
 }
 
-fn host_name() -> String {
+/// This machine's host name.
+pub fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .or_else(|_| std::env::var("HOSTNAME"))
@@ -246,7 +247,21 @@ fn process_alive(pid: u32) -> bool {
 impl WorkspaceLock {
     /// Takes the lock of `workspace` for `command`.
     pub fn acquire(workspace: &Workspace, command: &str) -> Result<WorkspaceLock, LockError> {
-        let path = workspace.root().join(".lock");
+        Self::acquire_file(workspace, ".lock", command)
+    }
+
+    /// The lock of a whole pipeline run (`.run-lock`), held across its stages, so that two
+    /// runs (the daemon and a manual one) never interleave their stages.
+    pub fn acquire_run(workspace: &Workspace, command: &str) -> Result<WorkspaceLock, LockError> {
+        Self::acquire_file(workspace, ".run-lock", command)
+    }
+
+    fn acquire_file(
+        workspace: &Workspace,
+        file: &str,
+        command: &str,
+    ) -> Result<WorkspaceLock, LockError> {
+        let path = workspace.root().join(file);
         let shown = path.display().to_string();
         let io = |source| LockError::Io {
             path: shown.clone(),

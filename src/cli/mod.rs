@@ -28,12 +28,15 @@ pub const EXIT_FAILED: u8 = 1;
 pub const EXIT_CONFIG: u8 = 2;
 /// Exit code: a required input is missing; nothing was run.
 pub const EXIT_MISSING_INPUT: u8 = 3;
+/// Exit code: the data was rejected by a sanity threshold; nothing was published.
+pub const EXIT_REJECTED: u8 = 4;
 /// Exit code: an internal error (a bug in terpadu).
 pub const EXIT_INTERNAL: u8 = 70;
 
 const AFTER_HELP: &str = "\
-Exit codes: 0 success, 1 run failed, 2 bad configuration or usage, 3 missing input,
-70 internal error (please report it).
+Exit codes: 0 success (also: nothing changed, nothing to do), 1 run failed, 2 bad
+configuration or usage, 3 a required input is missing, stale or still being written, 4 data
+rejected by a sanity threshold (nothing published), 70 internal error (please report it).
 
 Quick start:
   terpadu check pipelines/sample.toml      validate pipeline, layouts and input headers
@@ -80,9 +83,15 @@ pub enum Command {
     /// Validate a pipeline, its layouts and its input headers without loading data.
     #[command(long_about = check::LONG_ABOUT)]
     Check(check::Args),
-    /// Run a pipeline end to end: ingest, link, report.
+    /// Run a pipeline end to end (the nightly job): arrival checks, ingest, link, report.
     #[command(long_about = run::LONG_ABOUT)]
     Run(run::Args),
+    /// List recent runs from the run ledger.
+    Runs(run::LedgerArgs),
+    /// Say what is current: registry version, its inputs, and how the last run ended.
+    Status(run::LedgerArgs),
+    /// Make an earlier registry version current again (recorded in the ledger).
+    Rollback(run::RollbackArgs),
     /// Load every source of a pipeline into typed Parquet in the workspace.
     #[command(long_about = ingest::LONG_ABOUT)]
     Ingest(ingest::Args),
@@ -166,7 +175,10 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Check(args) => check::run(args),
         Command::Ingest(args) => ingest::run(args, progress),
-        Command::Run(args) => run::run(args, progress),
+        Command::Run(args) => run::run(args, progress, "manual"),
+        Command::Runs(args) => run::runs(args),
+        Command::Status(args) => run::status(args),
+        Command::Rollback(args) => run::rollback(args),
         Command::Link(args) => link::run_link(args),
         Command::Evaluate(args) => link::run_evaluate(args),
         Command::Explain(args) => explain::run(args),
@@ -200,9 +212,16 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
         if cause.downcast_ref::<ConfigError>().is_some() {
             return EXIT_CONFIG;
         }
+        if cause
+            .downcast_ref::<crate::ops::RunError>()
+            .is_some_and(|e| matches!(e, crate::ops::RunError::NotReady(_)))
+        {
+            return EXIT_MISSING_INPUT;
+        }
         if let Some(e) = cause.downcast_ref::<IngestError>() {
             return match e {
                 IngestError::NoInput { .. } => EXIT_MISSING_INPUT,
+                IngestError::Rejected { .. } => EXIT_REJECTED,
                 IngestError::Open { source, .. }
                     if source.kind() == std::io::ErrorKind::NotFound =>
                 {

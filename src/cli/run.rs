@@ -1,25 +1,34 @@
-//! `terpadu run`: the whole night in one command: ingest -> link -> report.
+//! `terpadu run`, `terpadu runs`, `terpadu status` and `terpadu rollback`: nightly operations.
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::{Result, bail};
 
 use super::EXIT_OK;
 use crate::config::{self, Overrides};
-use crate::ingest::{self, IngestOptions};
-use crate::registry;
-use crate::report::{self, ReportOptions};
+use crate::ops::{self, RunOptions, ledger};
+use crate::workspace::{RegistryPointer, Workspace, WorkspaceLock, write_atomic};
 
 pub(super) const LONG_ABOUT: &str = "\
-Run a pipeline end to end: ingest every source, link the records and publish a new registry
-version, then write the reports from it. Each stage publishes atomically; if one fails, what
-it would have replaced stays current and the command exits non-zero (see the exit codes in
-`terpadu --help`).
+Run a pipeline end to end, as the nightly job: check that every source has arrived, skip what
+did not change, then ingest, link (publish a new registry version) and report.
 
-Stages can also be run alone: `terpadu ingest`, `terpadu link`, `terpadu report`.
+Before any work, each source's [sources.arrival] rules are checked: a required source that is
+missing, older than max_age_hours, without its marker file (_SUCCESS, *.done) or still
+growing (stable_seconds) fails the run with exit code 3, naming the source and path; an
+optional one keeps its previous staged version, noted in the ledger. Sources whose files are
+byte-identical (SHA-256) to the last successful run are not re-staged; when nothing changed the
+run is recorded as skipped_unchanged and publishes nothing (exit 0). --force reruns everything.
+A [sources.checks] threshold (max_row_drop, max_quarantined_share) that is breached stops the
+run before publication with exit code 4; the previous version stays current.
+
+Every run is a line in <workspace>/runs/ledger.jsonl: `terpadu runs`, `terpadu status`, and
+`terpadu sql` (tables runs and run_stages). A lock (<workspace>/.run-lock, pid and host) keeps
+two runs of one pipeline apart; a run killed midway is marked interrupted by the next one.
 
 Example:
-  terpadu run pipelines/sample.toml";
+  terpadu run pipelines/sample.toml
+  terpadu runs pipelines/sample.toml";
 
 /// Arguments of `terpadu run`.
 #[derive(Debug, clap::Args)]
@@ -27,6 +36,10 @@ pub struct Args {
     /// The pipeline file (pipelines/*.toml).
     #[arg(value_name = "PIPELINE", value_parser = super::pipeline_path)]
     pipeline: PathBuf,
+
+    /// Rerun every stage even when no input changed.
+    #[arg(long)]
+    force: bool,
 
     /// Write NIK and KK numbers in full in the reports (logged).
     #[arg(long)]
@@ -37,56 +50,212 @@ pub struct Args {
     workspace: Option<PathBuf>,
 }
 
-pub(super) fn run(args: Args, progress: bool) -> Result<u8> {
+/// Arguments of `terpadu runs` and `terpadu status`.
+#[derive(Debug, clap::Args)]
+pub struct LedgerArgs {
+    /// The pipeline file (pipelines/*.toml).
+    #[arg(value_name = "PIPELINE", value_parser = super::pipeline_path)]
+    pipeline: PathBuf,
+
+    /// Runs listed, newest first.
+    #[arg(long, default_value_t = 20, value_name = "N")]
+    limit: usize,
+
+    /// Workspace directory (default: the pipeline's).
+    #[arg(long, value_name = "DIR")]
+    workspace: Option<PathBuf>,
+}
+
+/// Arguments of `terpadu rollback`.
+#[derive(Debug, clap::Args)]
+pub struct RollbackArgs {
+    /// The pipeline file (pipelines/*.toml).
+    #[arg(value_name = "PIPELINE", value_parser = super::pipeline_path)]
+    pipeline: PathBuf,
+
+    /// The registry version to make current (see `terpadu status`).
+    #[arg(value_name = "VERSION")]
+    version: String,
+
+    /// Workspace directory (default: the pipeline's).
+    #[arg(long, value_name = "DIR")]
+    workspace: Option<PathBuf>,
+}
+
+pub(super) fn run(args: Args, progress: bool, trigger: &str) -> Result<u8> {
     let pipeline = config::load_pipeline(
         &args.pipeline,
         &Overrides {
             workspace: args.workspace,
         },
     )?;
-    let manifest = ingest::ingest(
-        &pipeline,
-        &IngestOptions {
-            only: Vec::new(),
-            today: chrono::Local::now().date_naive(),
-            progress,
-            threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
+    let options = RunOptions {
+        force: args.force,
+        trigger: trigger.to_string(),
+        unmasked: args.unmasked,
+        progress,
+        registry: super::link::registry_options(&pipeline, None, None, None, false, None),
+    };
+    let record = ops::run_pipeline(&pipeline, &options, super::exit_code)?;
+    println!("run      {} {}", record.run_id, record.status.as_str());
+    for stage in &record.stages {
+        println!(
+            "  {:<7} {:>10} rows in {:>10} rows out {:>8.2} s",
+            stage.stage, stage.rows_in, stage.rows_out, stage.seconds
+        );
+    }
+    for note in &record.notes {
+        println!("  note: {note}");
+    }
+    if let Some(version) = &record.registry_version {
+        println!("registry version {version}");
+    }
+    Ok(EXIT_OK)
+}
+
+fn workspace_of(pipeline: &std::path::Path, workspace: Option<PathBuf>) -> Result<Workspace> {
+    let pipeline = config::load_pipeline(pipeline, &Overrides { workspace })?;
+    Ok(Workspace::new(&pipeline.workspace))
+}
+
+pub(super) fn runs(args: LedgerArgs) -> Result<u8> {
+    let workspace = workspace_of(&args.pipeline, args.workspace)?;
+    let runs = ledger::read(&workspace);
+    println!(
+        "{:<32} {:<9} {:<26} {:>8} {:<18} {:<32} error",
+        "run", "trigger", "started", "seconds", "status", "registry version"
+    );
+    for run in runs.iter().rev().take(args.limit) {
+        let seconds = run
+            .ended_at
+            .as_deref()
+            .and_then(|end| {
+                let end = chrono::DateTime::parse_from_rfc3339(end).ok()?;
+                let start = chrono::DateTime::parse_from_rfc3339(&run.started_at).ok()?;
+                Some((end - start).num_milliseconds() as f64 / 1000.0)
+            })
+            .map_or("-".to_string(), |s| format!("{s:.1}"));
+        println!(
+            "{:<32} {:<9} {:<26} {:>8} {:<18} {:<32} {}",
+            run.run_id,
+            run.trigger,
+            &run.started_at[..run.started_at.len().min(25)],
+            seconds,
+            run.status.as_str(),
+            run.registry_version.as_deref().unwrap_or("-"),
+            run.error
+                .as_deref()
+                .map(|e| e.lines().next().unwrap_or_default())
+                .unwrap_or("")
+        );
+    }
+    if runs.is_empty() {
+        println!("(no runs yet: terpadu run {})", args.pipeline.display());
+    }
+    Ok(EXIT_OK)
+}
+
+pub(super) fn status(args: LedgerArgs) -> Result<u8> {
+    let workspace = workspace_of(&args.pipeline, args.workspace)?;
+    match workspace.read_registry_pointer() {
+        Some(pointer) => {
+            println!(
+                "current registry  {} (made current {})",
+                pointer.version, pointer.published_at
+            );
+            if let Ok(meta) = crate::registry::read_meta(&workspace) {
+                println!(
+                    "built from        staged run {}; {} persons, {} families",
+                    meta.staged_run_id,
+                    meta.rows.get("person").copied().unwrap_or(0),
+                    meta.rows.get("family").copied().unwrap_or(0)
+                );
+            }
+        }
+        None => println!("current registry  none published yet"),
+    }
+    println!(
+        "versions kept     {}",
+        workspace.registry_versions().join(", ")
+    );
+    let runs = ledger::read(&workspace);
+    let inputs = ledger::last_succeeded(&workspace)
+        .map(|r| r.inputs)
+        .unwrap_or_default();
+    for input in &inputs {
+        println!(
+            "input             {:<12} {} ({} bytes, sha256 {}…)",
+            input.source,
+            input.path,
+            input.bytes,
+            &input.sha256[..12.min(input.sha256.len())]
+        );
+    }
+    match runs.last() {
+        Some(last) => {
+            println!(
+                "last run          {} {} ({})",
+                last.run_id,
+                last.status.as_str(),
+                last.trigger
+            );
+            if let Some(error) = &last.error {
+                println!("last error        {error}");
+            }
+        }
+        None => println!("last run          none"),
+    }
+    Ok(EXIT_OK)
+}
+
+pub(super) fn rollback(args: RollbackArgs) -> Result<u8> {
+    let workspace = workspace_of(&args.pipeline, args.workspace)?;
+    let _lock = WorkspaceLock::acquire_run(&workspace, "rollback")?;
+    let dir = workspace.registry_version_dir(&args.version);
+    if args.version.starts_with('.') || !dir.join("registry.json").exists() {
+        bail!(
+            "no complete registry version '{}' (kept: {})",
+            args.version,
+            workspace.registry_versions().join(", ")
+        );
+    }
+    let previous = workspace.read_registry_pointer().map(|p| p.version);
+    let pointer = RegistryPointer {
+        version: args.version.clone(),
+        published_at: chrono::Utc::now().to_rfc3339(),
+    };
+    let json = serde_json::to_vec_pretty(&pointer)?;
+    write_atomic(&workspace.registry_pointer_path(), &json)?;
+    let now = chrono::Utc::now().to_rfc3339();
+    ledger::append(
+        &workspace,
+        &ledger::RunRecord {
+            run_id: crate::workspace::new_run_id(chrono::Utc::now()),
+            pipeline: workspace.root().display().to_string(),
+            trigger: "rollback".into(),
+            pid: std::process::id(),
+            host: crate::workspace::host_name(),
+            started_at: now.clone(),
+            ended_at: Some(now),
+            status: ledger::RunStatus::Succeeded,
+            stages: Vec::new(),
+            inputs: ledger::last_succeeded(&workspace)
+                .map(|r| r.inputs)
+                .unwrap_or_default(),
+            notes: vec![format!(
+                "rollback from {} to {}",
+                previous.as_deref().unwrap_or("none"),
+                args.version
+            )],
+            registry_version: Some(args.version.clone()),
+            error: None,
+            exit_code: Some(0),
         },
-    )
-    .with_context(|| format!("ingesting pipeline '{}'", pipeline.name))?;
-    let (read, staged, quarantined, _) = manifest.totals();
+    )?;
     println!(
-        "ingest   {read} rows read: {staged} staged, {quarantined} quarantined ({:.1} s)",
-        manifest.seconds
+        "registry version {} is current again (was {})",
+        args.version,
+        previous.as_deref().unwrap_or("none")
     );
-    let runtime = super::runtime()?;
-    let options = super::link::registry_options(&pipeline, None, None, None, false, None);
-    let built = runtime
-        .block_on(registry::build(&pipeline, &options))
-        .with_context(|| format!("linking pipeline '{}'", pipeline.name))?;
-    let rows = |table: &str| built.meta.rows.get(table).copied().unwrap_or(0);
-    println!(
-        "link     {} records: {} persons, {} families, {} program records (registry version {})",
-        built.link.records,
-        rows("person"),
-        rows("family"),
-        rows("program_membership"),
-        built.meta.version
-    );
-    let (reports, dir) = runtime
-        .block_on(report::build(
-            &pipeline,
-            &ReportOptions {
-                unmasked: args.unmasked,
-            },
-        ))
-        .with_context(|| format!("writing the reports of pipeline '{}'", pipeline.name))?;
-    let summary: Vec<String> = reports
-        .reports
-        .iter()
-        .map(|r| format!("{} {}", r.name, r.rows))
-        .collect();
-    println!("report   {}", summary.join(", "));
-    println!("         in {}", dir.display());
     Ok(EXIT_OK)
 }

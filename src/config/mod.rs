@@ -235,6 +235,8 @@ pub fn load_pipeline(path: &Path, overrides: &Overrides) -> Result<Pipeline, Con
             format: source.format.clone(),
             layout,
             program: source.program.clone(),
+            arrival: source.arrival.clone(),
+            checks: source.checks.clone(),
         });
     }
     let linkage = raw

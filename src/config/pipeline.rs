@@ -71,6 +71,56 @@ pub struct RawSource {
     pub format: SourceFormat,
     /// Program fields, for `role = "program"`.
     pub program: Option<ProgramSpec>,
+    /// When and whether the source must arrive (`terpadu run`).
+    #[serde(default)]
+    pub arrival: Arrival,
+    /// Sanity thresholds that stop publication.
+    #[serde(default)]
+    pub checks: SanityChecks,
+}
+
+/// Arrival rules of a source, checked by `terpadu run` before any work.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Arrival {
+    /// A missing or stale required source fails the run; an optional one keeps its previous
+    /// staged version.
+    #[serde(default = "default_required")]
+    pub required: bool,
+    /// Inputs older than this many hours are stale.
+    pub max_age_hours: Option<f64>,
+    /// Inputs are read only once their size and modification time have not changed for this
+    /// many seconds (a file still being copied is not read).
+    #[serde(default)]
+    pub stable_seconds: u64,
+    /// A file that must exist in the inputs' directory before they are read (`_SUCCESS`,
+    /// `*.done`).
+    pub marker: Option<String>,
+}
+
+fn default_required() -> bool {
+    true
+}
+
+impl Default for Arrival {
+    fn default() -> Self {
+        Arrival {
+            required: true,
+            max_age_hours: None,
+            stable_seconds: 0,
+            marker: None,
+        }
+    }
+}
+
+/// Thresholds that stop a run from publishing data that looks wrong (a truncated extract).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SanityChecks {
+    /// Largest allowed drop in rows read against the previous staged version (0.2 = 20%).
+    pub max_row_drop: Option<f64>,
+    /// Largest allowed share of rows quarantined (0.05 = 5%).
+    pub max_quarantined_share: Option<f64>,
 }
 
 /// What a source is to the registry.
@@ -212,6 +262,10 @@ pub struct Source {
     pub layout: Arc<Layout>,
     /// Program fields.
     pub program: Option<ProgramSpec>,
+    /// Arrival rules.
+    pub arrival: Arrival,
+    /// Sanity thresholds.
+    pub checks: SanityChecks,
 }
 
 /// Table names terpadu registers itself; sources may not take them.

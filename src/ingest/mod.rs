@@ -37,6 +37,16 @@ use sink::Sink;
 /// Ingestion errors. Each names the source, file and, where it applies, the row.
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
+    /// A sanity threshold stopped publication.
+    #[error(
+        "source '{source_name}': {message}; nothing was published, the previous data stays current (check tonight's extract, or relax checks in the pipeline)"
+    )]
+    Rejected {
+        /// Source name.
+        source_name: String,
+        /// Which threshold, with the figures.
+        message: String,
+    },
     /// The source's path matched no file.
     #[error(
         "source '{source_name}': no file matches {pattern} (paths are relative to the pipeline file; check the path and that tonight's extract arrived)"
@@ -318,6 +328,57 @@ pub struct IngestOptions {
     pub threads: usize,
 }
 
+/// The pipeline's sanity thresholds against what was just staged and the previous version.
+fn sanity_checks(
+    pipeline: &Pipeline,
+    workspace: &Workspace,
+    staged: &[SourceManifest],
+) -> Result<(), IngestError> {
+    let previous = workspace.read_manifest();
+    for entry in staged {
+        let Some(source) = pipeline.sources.iter().find(|s| s.name == entry.name) else {
+            continue;
+        };
+        let checks = &source.checks;
+        if let Some(max) = checks.max_quarantined_share {
+            let share = entry.rows_quarantined as f64 / entry.rows_read.max(1) as f64;
+            if share > max {
+                return Err(IngestError::Rejected {
+                    source_name: entry.name.clone(),
+                    message: format!(
+                        "{:.1}% of rows quarantined ({} of {}), above max_quarantined_share {:.1}%",
+                        100.0 * share,
+                        entry.rows_quarantined,
+                        entry.rows_read,
+                        100.0 * max
+                    ),
+                });
+            }
+        }
+        let before = previous
+            .as_ref()
+            .and_then(|m| m.sources.iter().find(|s| s.name == entry.name));
+        if let (Some(max), Some(before)) = (checks.max_row_drop, before)
+            && before.rows_read > 0
+        {
+            let drop = 1.0 - entry.rows_read as f64 / before.rows_read as f64;
+            if drop > max {
+                return Err(IngestError::Rejected {
+                    source_name: entry.name.clone(),
+                    message: format!(
+                        "{} rows read, {:.1}% fewer than the {} of the current version (max_row_drop {:.1}%)",
+                        entry.rows_read,
+                        100.0 * drop,
+                        before.rows_read,
+                        100.0 * max
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Expands a source's path pattern into a sorted list of files.
 pub fn expand_inputs(source: &Source) -> Result<Vec<PathBuf>, IngestError> {
     let bad = |message: String| IngestError::BadPattern {
@@ -422,6 +483,15 @@ pub fn ingest(pipeline: &Pipeline, options: &IngestOptions) -> Result<IngestMani
     let clock = Instant::now();
     let workspace = Workspace::new(&pipeline.workspace);
     let _lock = WorkspaceLock::acquire(&workspace, "ingest")?;
+    // Scratch of a run that died: under the lock, nobody else owns it.
+    if let Ok(entries) = std::fs::read_dir(workspace.staged_dir()) {
+        for entry in entries.flatten() {
+            if entry.file_name().to_string_lossy().starts_with(".tmp-") {
+                tracing::warn!(dir = %entry.path().display(), "Removing the scratch of an interrupted ingest.");
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
     let run_id = crate::workspace::new_run_id(started);
     let tmp = workspace.staging_tmp(&run_id);
     std::fs::create_dir_all(&tmp).map_err(|e| IngestError::write(&tmp, e))?;
@@ -434,6 +504,10 @@ pub fn ingest(pipeline: &Pipeline, options: &IngestOptions) -> Result<IngestMani
             return Err(e);
         }
     };
+    if let Err(e) = sanity_checks(pipeline, &workspace, &sources) {
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(e);
+    }
     // Publish in two steps: one rename makes the run's files a generation directory (not yet
     // current), then the manifest (written atomically) switches readers to it. A crash in
     // between leaves an unreferenced directory and the previous manifest current.

@@ -214,7 +214,7 @@ fn view_of(unit: ProgramUnit) -> (&'static str, &'static str) {
     }
 }
 
-fn specs(pipeline: &Pipeline, masked: bool) -> Vec<ReportSpec> {
+fn specs(pipeline: &Pipeline, staged: &[String], masked: bool) -> Vec<ReportSpec> {
     let mask = |column: &str| {
         if masked {
             format!("mask_id({column})")
@@ -441,6 +441,7 @@ fn specs(pipeline: &Pipeline, masked: bool) -> Vec<ReportSpec> {
             flags = pipeline
                 .sources
                 .iter()
+                .filter(|s| staged.contains(&s.name))
                 .map(|s| format!(
                     "SELECT {name} AS source, \
                        sum(CASE WHEN array_has(quality_flags, 'birth_date_placeholder') THEN 1 ELSE 0 END) AS placeholder_birth_dates, \
@@ -479,7 +480,13 @@ pub async fn build(
     }
     let reference_text = reference.format("%Y-%m-%d").to_string();
     let mut results: Vec<(ReportSpec, RecordBatch)> = Vec::new();
-    for spec in specs(pipeline, !options.unmasked) {
+    let staged: Vec<String> = session
+        .manifest
+        .sources
+        .iter()
+        .map(|s| s.name.clone())
+        .collect();
+    for spec in specs(pipeline, &staged, !options.unmasked) {
         let query_error = |source| ReportError::Query {
             report: spec.name.to_string(),
             source,

@@ -8,7 +8,7 @@
 use std::io::Write;
 use std::sync::Arc;
 
-use arrow::array::{RecordBatch, StringArray, UInt64Array};
+use arrow::array::{ArrayRef, RecordBatch, StringArray, UInt64Array};
 use arrow::datatypes::{DataType, Field, Schema};
 use datafusion::datasource::MemTable;
 use datafusion::error::DataFusionError;
@@ -179,6 +179,23 @@ impl Session {
                 });
             }
         }
+        let runs = crate::ops::ledger::read(workspace);
+        if !runs.is_empty() {
+            let (run_table, stage_table) = ledger_tables(&runs)?;
+            ctx.register_table("runs", Arc::new(run_table))?;
+            ctx.register_table("run_stages", Arc::new(stage_table))?;
+            tables.push(TableInfo {
+                name: "runs".into(),
+                description: format!(
+                    "the run ledger: {} runs, status, registry version, error",
+                    runs.len()
+                ),
+            });
+            tables.push(TableInfo {
+                name: "run_stages".into(),
+                description: "per run and stage: seconds, rows in and out, peak memory".into(),
+            });
+        }
         if let Some(dir) = crate::report::current_dir(workspace)
             && let Ok(text) = std::fs::read_to_string(dir.join("reports.json"))
             && let Ok(reports) = serde_json::from_str::<crate::report::ReportManifest>(&text)
@@ -210,6 +227,94 @@ impl Session {
         let frame = self.ctx.sql(sql).await?;
         Ok(frame.collect().await?)
     }
+}
+
+/// The run ledger as two tables.
+fn ledger_tables(runs: &[crate::ops::ledger::RunRecord]) -> Result<(MemTable, MemTable), SqlError> {
+    use arrow::array::Float64Array;
+    let text = |f: &dyn Fn(&crate::ops::ledger::RunRecord) -> Option<String>| -> ArrayRef {
+        Arc::new(runs.iter().map(f).collect::<StringArray>())
+    };
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("run_id", DataType::Utf8, false),
+        Field::new("pipeline", DataType::Utf8, true),
+        Field::new("trigger", DataType::Utf8, true),
+        Field::new("started_at", DataType::Utf8, true),
+        Field::new("ended_at", DataType::Utf8, true),
+        Field::new("status", DataType::Utf8, true),
+        Field::new("registry_version", DataType::Utf8, true),
+        Field::new("error", DataType::Utf8, true),
+        Field::new("exit_code", DataType::UInt64, true),
+        Field::new("input_files", DataType::UInt64, true),
+        Field::new("input_bytes", DataType::UInt64, true),
+        Field::new("notes", DataType::Utf8, true),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            text(&|r| Some(r.run_id.clone())),
+            text(&|r| Some(r.pipeline.clone())),
+            text(&|r| Some(r.trigger.clone())),
+            text(&|r| Some(r.started_at.clone())),
+            text(&|r| r.ended_at.clone()),
+            text(&|r| Some(r.status.as_str().to_string())),
+            text(&|r| r.registry_version.clone()),
+            text(&|r| r.error.clone()),
+            Arc::new(
+                runs.iter()
+                    .map(|r| r.exit_code.map(u64::from))
+                    .collect::<UInt64Array>(),
+            ),
+            Arc::new(UInt64Array::from_iter_values(
+                runs.iter().map(|r| r.inputs.len() as u64),
+            )),
+            Arc::new(UInt64Array::from_iter_values(
+                runs.iter()
+                    .map(|r| r.inputs.iter().map(|i| i.bytes).sum::<u64>()),
+            )),
+            text(&|r| (!r.notes.is_empty()).then(|| r.notes.join("; "))),
+        ],
+    )
+    .map_err(DataFusionError::from)?;
+    let run_table = MemTable::try_new(schema, vec![vec![batch]])?;
+    let stages: Vec<(&str, &crate::ops::ledger::StageRecord)> = runs
+        .iter()
+        .flat_map(|r| r.stages.iter().map(move |s| (r.run_id.as_str(), s)))
+        .collect();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("run_id", DataType::Utf8, false),
+        Field::new("stage", DataType::Utf8, false),
+        Field::new("seconds", DataType::Float64, false),
+        Field::new("rows_in", DataType::UInt64, false),
+        Field::new("rows_out", DataType::UInt64, false),
+        Field::new("peak_rss_mib", DataType::UInt64, true),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(StringArray::from_iter_values(stages.iter().map(|s| s.0))),
+            Arc::new(StringArray::from_iter_values(
+                stages.iter().map(|s| s.1.stage.as_str()),
+            )),
+            Arc::new(Float64Array::from_iter_values(
+                stages.iter().map(|s| s.1.seconds),
+            )),
+            Arc::new(UInt64Array::from_iter_values(
+                stages.iter().map(|s| s.1.rows_in),
+            )),
+            Arc::new(UInt64Array::from_iter_values(
+                stages.iter().map(|s| s.1.rows_out),
+            )),
+            Arc::new(
+                stages
+                    .iter()
+                    .map(|s| s.1.peak_rss_mib)
+                    .collect::<UInt64Array>(),
+            ),
+        ],
+    )
+    .map_err(DataFusionError::from)?;
+    Ok((run_table, MemTable::try_new(schema, vec![vec![batch]])?))
 }
 
 fn manifest_table(manifest: &crate::ingest::IngestManifest) -> Result<MemTable, SqlError> {

@@ -5,6 +5,7 @@ mod cli;
 mod formats;
 mod ingest;
 mod link;
+mod ops;
 mod registry;
 mod report;
 mod sample;

@@ -294,9 +294,11 @@ fn one_run_command_writes_everything_and_report_cases_match_the_generated_truth(
     assert!(out.status.success(), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     for stage in [
-        "ingest   19777 rows read",
-        "link     19777 records",
-        "report   duplicates",
+        "run      ",
+        " succeeded",
+        "  ingest       19777 rows in      19777 rows out",
+        "  link         19777 rows in      10026 rows out",
+        "  report       19777 rows in",
     ] {
         assert!(stdout.contains(stage), "{stage} in:\n{stdout}");
     }

@@ -1,0 +1,239 @@
+//! Nightly operations: one run of a pipeline end to end, recorded in the run ledger.
+//!
+//! [`run_pipeline`] takes the pipeline's run lock, marks runs that died as interrupted, checks
+//! that every source has arrived ([`arrival`]), skips sources whose inputs are byte-identical
+//! to the last successful run (and the whole run when nothing changed), then ingests, links and
+//! reports. Each stage publishes atomically, so a failure at any point leaves the previous
+//! staged data, registry and reports current. Every outcome is a line in the ledger
+//! ([`ledger`]).
+
+pub mod arrival;
+pub mod ledger;
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use ledger::{InputRecord, RunRecord, RunStatus, StageRecord};
+
+use crate::config::Pipeline;
+use crate::ingest::{self, IngestOptions};
+use crate::registry::{self, RegistryOptions};
+use crate::report::{self, ReportOptions};
+use crate::workspace::{Workspace, WorkspaceLock, new_run_id};
+
+/// Why a run did not start its work.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Required sources are missing, stale or still being written.
+    #[error("not ready: {}", .0.join("; "))]
+    NotReady(Vec<String>),
+    /// Reading the inputs to fingerprint them failed.
+    #[error("cannot read {path}: {message}")]
+    Read {
+        /// The file.
+        path: String,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// Options of a run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Rerun every stage even when no input changed.
+    pub force: bool,
+    /// `manual` or `schedule`.
+    pub trigger: String,
+    /// Reports with unmasked identifiers.
+    pub unmasked: bool,
+    /// Draw progress bars.
+    pub progress: bool,
+    /// Registry options (from the pipeline and the command line).
+    pub registry: RegistryOptions,
+}
+
+/// Runs the pipeline; the returned record is also the ledger's last line for the run.
+/// `exit_code` maps a failure to the documented exit codes for the ledger.
+pub fn run_pipeline(
+    pipeline: &Pipeline,
+    options: &RunOptions,
+    exit_code: fn(&anyhow::Error) -> u8,
+) -> anyhow::Result<RunRecord> {
+    let workspace = Workspace::new(&pipeline.workspace);
+    let _lock = WorkspaceLock::acquire_run(&workspace, "run")?;
+    for run in ledger::mark_interrupted(&workspace)? {
+        tracing::warn!(run_id = %run, "An earlier run was interrupted; marked so in the ledger.");
+    }
+    let started = chrono::Utc::now();
+    let mut record = RunRecord {
+        run_id: new_run_id(started),
+        pipeline: pipeline.name.clone(),
+        trigger: options.trigger.clone(),
+        pid: std::process::id(),
+        host: crate::workspace::host_name(),
+        started_at: started.to_rfc3339(),
+        ended_at: None,
+        status: RunStatus::Running,
+        stages: Vec::new(),
+        inputs: Vec::new(),
+        notes: Vec::new(),
+        registry_version: None,
+        error: None,
+        exit_code: None,
+    };
+    ledger::append(&workspace, &record)?;
+    let result = stages(pipeline, options, &workspace, &mut record);
+    record.ended_at = Some(chrono::Utc::now().to_rfc3339());
+    match result {
+        Ok(status) => {
+            record.status = status;
+            record.exit_code = Some(0);
+            ledger::append(&workspace, &record)?;
+            Ok(record)
+        }
+        Err(error) => {
+            record.status = RunStatus::Failed;
+            record.error = Some(format!("{error:#}"));
+            record.exit_code = Some(exit_code(&error));
+            if let Err(e) = ledger::append(&workspace, &record) {
+                tracing::error!(error = %e, "Could not record the failed run in the ledger.");
+            }
+            Err(error)
+        }
+    }
+}
+
+fn stage(name: &str, clock: Instant, rows_in: u64, rows_out: u64) -> StageRecord {
+    StageRecord {
+        stage: name.to_string(),
+        seconds: clock.elapsed().as_secs_f64(),
+        rows_in,
+        rows_out,
+        peak_rss_mib: crate::metrics::peak_rss_bytes().map(|b| b >> 20),
+    }
+}
+
+fn stages(
+    pipeline: &Pipeline,
+    options: &RunOptions,
+    workspace: &Workspace,
+    record: &mut RunRecord,
+) -> anyhow::Result<RunStatus> {
+    // Arrival.
+    let mut not_ready = Vec::new();
+    let mut ready = Vec::new();
+    for source in &pipeline.sources {
+        let readiness = arrival::check(source);
+        match (&readiness.not_ready, source.arrival.required) {
+            (None, _) => ready.push(readiness),
+            (Some(reason), true) => not_ready.push(reason.to_string()),
+            (Some(reason), false) => {
+                let note = format!("{reason}; optional, so its previous staged version is kept");
+                tracing::warn!(source = %source.name, "{note}");
+                record.notes.push(note);
+            }
+        }
+    }
+    if !not_ready.is_empty() {
+        return Err(RunError::NotReady(not_ready).into());
+    }
+
+    // Change detection against the last successful run.
+    let previous: BTreeMap<String, Vec<InputRecord>> = ledger::last_succeeded(workspace)
+        .map(|run| {
+            let mut by_source: BTreeMap<String, Vec<InputRecord>> = BTreeMap::new();
+            for input in run.inputs {
+                by_source
+                    .entry(input.source.clone())
+                    .or_default()
+                    .push(input);
+            }
+            by_source
+        })
+        .unwrap_or_default();
+    let staged = workspace.read_manifest();
+    let mut changed = Vec::new();
+    for readiness in &ready {
+        let inputs = arrival::fingerprint(&readiness.source, &readiness.files).map_err(|e| {
+            RunError::Read {
+                path: readiness.source.clone(),
+                message: e.to_string(),
+            }
+        })?;
+        let is_staged = staged
+            .as_ref()
+            .is_some_and(|m| m.sources.iter().any(|s| s.name == readiness.source));
+        let same = is_staged && previous.get(&readiness.source) == Some(&inputs);
+        if options.force || !same {
+            changed.push(readiness.source.clone());
+        }
+        record.inputs.extend(inputs);
+    }
+    // Sources kept from before keep their fingerprints for the next comparison.
+    for (source, inputs) in &previous {
+        if !ready.iter().any(|r| &r.source == source) {
+            record.inputs.extend(inputs.iter().cloned());
+        }
+    }
+    let registry_exists = workspace.read_registry_pointer().is_some();
+    if changed.is_empty() && registry_exists {
+        tracing::info!("No input changed since the last successful run; nothing to do.");
+        record.registry_version = workspace.read_registry_pointer().map(|p| p.version);
+        return Ok(RunStatus::SkippedUnchanged);
+    }
+
+    // Ingest what changed.
+    if !changed.is_empty() {
+        let clock = Instant::now();
+        let manifest = ingest::ingest(
+            pipeline,
+            &IngestOptions {
+                only: changed.clone(),
+                today: chrono::Local::now().date_naive(),
+                progress: options.progress,
+                threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            },
+        )?;
+        let (read, staged, _, _) = manifest.totals();
+        record.stages.push(stage("ingest", clock, read, staged));
+        let unchanged: Vec<&str> = ready
+            .iter()
+            .map(|r| r.source.as_str())
+            .filter(|s| !changed.iter().any(|c| c == s))
+            .collect();
+        if !unchanged.is_empty() {
+            record.notes.push(format!(
+                "unchanged since the last successful run, not re-staged: {}",
+                unchanged.join(", ")
+            ));
+        }
+    }
+
+    // Link and publish the registry.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let clock = Instant::now();
+    let built = runtime.block_on(registry::build(pipeline, &options.registry))?;
+    record.stages.push(stage(
+        "link",
+        clock,
+        built.link.records as u64,
+        built.meta.rows.get("person").copied().unwrap_or(0) as u64,
+    ));
+    record.registry_version = Some(built.meta.version.clone());
+
+    // Reports.
+    let clock = Instant::now();
+    let (reports, _) = runtime.block_on(report::build(
+        pipeline,
+        &ReportOptions {
+            unmasked: options.unmasked,
+        },
+    ))?;
+    let rows: u64 = reports.reports.iter().map(|r| r.rows as u64).sum();
+    record
+        .stages
+        .push(stage("report", clock, built.link.records as u64, rows));
+    Ok(RunStatus::Succeeded)
+}

@@ -1,0 +1,410 @@
+//! Nightly operations: `terpadu run` with change detection, arrival rules, sanity thresholds,
+//! the run ledger, rollback, the run lock, and a kill harness.
+
+use std::time::Duration;
+
+use crate::util::{Project, run, terpadu, text};
+
+fn pipeline_path(project: &Project) -> std::path::PathBuf {
+    project.path().join("pipelines/sample.toml")
+}
+
+/// Adds TOML lines inside the `[[sources]]` entry named `source`.
+fn set_source_option(project: &Project, source: &str, lines: &str) {
+    let path = pipeline_path(project);
+    let text = std::fs::read_to_string(&path).expect("pipeline");
+    let anchor = format!("name = \"{source}\"\n");
+    assert!(text.contains(&anchor), "no source {source}");
+    std::fs::write(
+        &path,
+        text.replacen(&anchor, &format!("{anchor}{lines}\n"), 1),
+    )
+    .expect("write");
+}
+
+fn runs(project: &Project) -> Vec<serde_json::Value> {
+    let out = run(&[
+        "sql",
+        &project.pipeline("sample"),
+        "--format",
+        "json",
+        "SELECT run_id, status, registry_version, error, exit_code, notes FROM runs ORDER BY started_at",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect()
+}
+
+fn current_version(project: &Project) -> Option<String> {
+    let text =
+        std::fs::read_to_string(project.workspace("sample").join("registry/_current.json")).ok()?;
+    let pointer: serde_json::Value = serde_json::from_str(&text).ok()?;
+    pointer["version"].as_str().map(str::to_string)
+}
+
+fn data_file(project: &Project, dir: &str) -> std::path::PathBuf {
+    std::fs::read_dir(project.path().join("sample_data").join(dir))
+        .expect("dir")
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.is_file())
+        .expect("a file")
+}
+
+#[test]
+fn unchanged_inputs_skip_the_run_and_a_changed_source_alone_is_restaged() {
+    let project = Project::with_sample();
+    let first = run(&["run", &project.pipeline("sample")]);
+    assert!(first.status.success(), "{}", text(&first));
+    let version = current_version(&project).expect("published");
+    let second = run(&["run", &project.pipeline("sample")]);
+    assert!(second.status.success(), "{}", text(&second));
+    assert!(
+        String::from_utf8_lossy(&second.stdout).contains("skipped_unchanged"),
+        "{}",
+        text(&second)
+    );
+    assert_eq!(current_version(&project).as_deref(), Some(version.as_str()));
+
+    // Tonight's PBI list lost its last row.
+    let pbi = data_file(&project, "pbi");
+    let content = std::fs::read_to_string(&pbi).expect("read");
+    let shorter: Vec<&str> = content.lines().collect();
+    std::fs::write(&pbi, shorter[..shorter.len() - 1].join("\n") + "\n").expect("write");
+    let third = run(&["run", &project.pipeline("sample")]);
+    assert!(third.status.success(), "{}", text(&third));
+    let stdout = String::from_utf8_lossy(&third.stdout);
+    assert!(stdout.contains("succeeded"), "{stdout}");
+    assert!(
+        stdout.contains("not re-staged: dukcapil, dtks, pkh, bpnt, jamsosratu, pengaduan"),
+        "{stdout}"
+    );
+    assert_ne!(current_version(&project).as_deref(), Some(version.as_str()));
+
+    // --force reruns all.
+    let forced = run(&["run", &project.pipeline("sample"), "--force"]);
+    assert!(forced.status.success(), "{}", text(&forced));
+    assert!(!String::from_utf8_lossy(&forced.stdout).contains("not re-staged"));
+
+    let ledger = runs(&project);
+    let statuses: Vec<&str> = ledger
+        .iter()
+        .map(|r| r["status"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        statuses,
+        vec!["succeeded", "skipped_unchanged", "succeeded", "succeeded"]
+    );
+    let out = run(&["runs", &project.pipeline("sample")]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout)
+            .matches("succeeded")
+            .count(),
+        3
+    );
+    let out = run(&["status", &project.pipeline("sample")]);
+    let status = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        status.contains(&format!(
+            "current registry  {}",
+            current_version(&project).expect("v")
+        )),
+        "{status}"
+    );
+    assert!(status.contains("input             pbi"), "{status}");
+    assert!(status.contains("last run"), "{status}");
+}
+
+#[test]
+fn sources_that_have_not_arrived_fail_the_run_before_any_work() {
+    let project = Project::with_sample();
+    // Missing: a required source with no file.
+    std::fs::remove_file(data_file(&project, "pengaduan")).expect("remove");
+    let out = run(&["run", &project.pipeline("sample")]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(
+        text(&out).contains("source 'pengaduan': no file matches"),
+        "{}",
+        text(&out)
+    );
+    assert!(current_version(&project).is_none(), "nothing published");
+    assert!(
+        !project
+            .workspace("sample")
+            .join("staged/_manifest.json")
+            .exists(),
+        "nothing staged"
+    );
+    // Optional: the run goes on without it, and says so.
+    set_source_option(&project, "pengaduan", "arrival = { required = false }");
+    let out = run(&["run", &project.pipeline("sample")]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("optional, so its previous staged version is kept"),
+        "{}",
+        text(&out)
+    );
+
+    // Half-written: the PBI extract needs its _SUCCESS marker.
+    set_source_option(&project, "pbi", "arrival = { marker = \"_SUCCESS\" }");
+    let out = run(&["run", &project.pipeline("sample"), "--force"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(text(&out).contains("marker"), "{}", text(&out));
+    std::fs::write(project.path().join("sample_data/pbi/_SUCCESS"), "").expect("marker");
+    let out = run(&["run", &project.pipeline("sample")]);
+    assert!(out.status.success(), "{}", text(&out));
+
+    // Stale: an extract older than allowed.
+    set_source_option(&project, "bpnt", "arrival = { max_age_hours = 0.0001 }");
+    std::thread::sleep(Duration::from_millis(500));
+    let out = run(&["run", &project.pipeline("sample")]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(
+        text(&out).contains("older than max_age_hours"),
+        "{}",
+        text(&out)
+    );
+    // The ledger records the failure with its exit code.
+    let ledger = runs(&project);
+    let last = ledger.last().expect("runs");
+    assert_eq!(last["status"], "failed");
+    assert_eq!(last["exit_code"], 3);
+}
+
+#[test]
+fn a_file_still_being_written_is_not_read() {
+    let project = Project::with_sample();
+    set_source_option(&project, "pkh", "arrival = { stable_seconds = 1 }");
+    let pkh = data_file(&project, "pkh");
+    let writer = std::thread::spawn(move || {
+        for _ in 0..15 {
+            let mut file = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&pkh)
+                .expect("open");
+            std::io::Write::write_all(&mut file, b"").expect("write");
+            file.set_modified(std::time::SystemTime::now())
+                .expect("touch");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    let out = run(&["run", &project.pipeline("sample")]);
+    writer.join().expect("writer");
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(text(&out).contains("still being written"), "{}", text(&out));
+    let out = run(&["run", &project.pipeline("sample")]);
+    assert!(
+        out.status.success(),
+        "once quiet, it is read: {}",
+        text(&out)
+    );
+}
+
+#[test]
+fn a_truncated_extract_is_rejected_and_the_previous_version_stays_current() {
+    let project = Project::with_sample();
+    set_source_option(
+        &project,
+        "dukcapil",
+        "checks = { max_row_drop = 0.2, max_quarantined_share = 0.05 }",
+    );
+    let out = run(&["run", &project.pipeline("sample")]);
+    assert!(out.status.success(), "{}", text(&out));
+    let version = current_version(&project).expect("published");
+    // The civil-registry extract arrives cut in half.
+    let dukcapil = data_file(&project, "dukcapil");
+    let content = std::fs::read_to_string(&dukcapil).expect("read");
+    let half: Vec<&str> = content.lines().take(content.lines().count() / 2).collect();
+    std::fs::write(&dukcapil, half.join("\n") + "\n").expect("write");
+    let out = run(&["run", &project.pipeline("sample")]);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    assert!(
+        text(&out).contains("fewer than the 10000 of the current version"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(current_version(&project).as_deref(), Some(version.as_str()));
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(project.workspace("sample").join("staged/_manifest.json"))
+            .expect("manifest"),
+    )
+    .expect("json");
+    let dukcapil_rows = manifest["sources"]
+        .as_array()
+        .expect("sources")
+        .iter()
+        .find(|s| s["name"] == "dukcapil")
+        .map(|s| s["rows_read"].as_u64().expect("rows"));
+    assert_eq!(
+        dukcapil_rows,
+        Some(10_000),
+        "the staged data stays the previous version"
+    );
+    // Garbage: one row in eight has lost a separator, too many to quarantine quietly.
+    let damaged: Vec<String> = content
+        .lines()
+        .enumerate()
+        .map(|(i, l)| {
+            if i > 0 && i % 8 == 0 {
+                l.replacen('|', "", 1)
+            } else {
+                l.to_string()
+            }
+        })
+        .collect();
+    std::fs::write(&dukcapil, damaged.join("\n") + "\n").expect("write");
+    let out = run(&["run", &project.pipeline("sample")]);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    assert!(
+        text(&out).contains("above max_quarantined_share 5.0%"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(current_version(&project).as_deref(), Some(version.as_str()));
+}
+
+#[test]
+fn rollback_makes_an_earlier_version_current_and_is_recorded() {
+    let project = Project::with_sample();
+    assert!(
+        run(&["--quiet", "run", &project.pipeline("sample")])
+            .status
+            .success()
+    );
+    let first = current_version(&project).expect("first");
+    assert!(
+        run(&["--quiet", "run", &project.pipeline("sample"), "--force"])
+            .status
+            .success()
+    );
+    let second = current_version(&project).expect("second");
+    assert_ne!(first, second);
+    let out = run(&["rollback", &project.pipeline("sample"), &first]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(current_version(&project).as_deref(), Some(first.as_str()));
+    let ledger = runs(&project);
+    let last = ledger.last().expect("runs");
+    assert_eq!(last["registry_version"], first.as_str());
+    assert!(
+        last["notes"]
+            .as_str()
+            .unwrap_or("")
+            .contains(&format!("rollback from {second} to {first}")),
+        "{last}"
+    );
+    let out = run(&[
+        "rollback",
+        &project.pipeline("sample"),
+        "20990101T000000000Z-1",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("no complete registry version"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn a_second_run_of_the_same_pipeline_is_refused_while_one_holds_the_lock() {
+    let project = Project::with_sample();
+    let workspace = project.workspace("sample");
+    std::fs::create_dir_all(&workspace).expect("mkdir");
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default();
+    // This test process is alive: its lock is real.
+    std::fs::write(
+        workspace.join(".run-lock"),
+        format!(
+            "{{\"pid\":{},\"host\":\"{host}\",\"since\":\"2026-11-23T02:00:00Z\",\"command\":\"run\"}}",
+            std::process::id()
+        ),
+    )
+    .expect("lock");
+    let out = run(&["run", &project.pipeline("sample")]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!("pid {}", std::process::id())),
+        "{}",
+        text(&out)
+    );
+    std::fs::remove_file(workspace.join(".run-lock")).expect("unlock");
+}
+
+#[test]
+fn killed_runs_never_leave_a_half_published_registry() {
+    let project = Project::with_sample();
+    assert!(
+        run(&["--quiet", "run", &project.pipeline("sample")])
+            .status
+            .success()
+    );
+    let persons = |project: &Project| -> u64 {
+        let out = run(&[
+            "sql",
+            &project.pipeline("sample"),
+            "--format",
+            "csv",
+            "SELECT count(*) AS n FROM person",
+        ]);
+        assert!(out.status.success(), "{}", text(&out));
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .nth(1)
+            .and_then(|l| l.trim().parse().ok())
+            .expect("a count")
+    };
+    let expected = persons(&project);
+    // 20 kill points spread over a forced run (ingest, link, report, publication).
+    let mut killed = 0;
+    for point in 0..20u64 {
+        let mut child = terpadu()
+            .args(["--quiet", "run", &project.pipeline("sample"), "--force"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn");
+        std::thread::sleep(Duration::from_millis(40 + point * 85));
+        if child.try_wait().expect("wait").is_none() {
+            killed += 1;
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        // Whatever is current reads back whole, and no scratch directory is a table.
+        assert_eq!(persons(&project), expected, "after a kill at point {point}");
+        let registry = project.workspace("sample").join("registry");
+        let current = current_version(&project).expect("a current version");
+        assert!(registry.join(&current).join("registry.json").exists());
+    }
+    assert!(killed >= 15, "most kill points land inside a run: {killed}");
+    // The next run succeeds and the killed ones are recorded as interrupted.
+    let out = run(&["run", &project.pipeline("sample"), "--force"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let ledger = runs(&project);
+    let interrupted = ledger
+        .iter()
+        .filter(|r| r["status"] == "interrupted")
+        .count();
+    assert!(
+        interrupted >= 10,
+        "killed runs marked interrupted: {interrupted} of {killed}"
+    );
+    assert!(!ledger.iter().any(|r| r["status"] == "running"));
+    for dir in ["registry", "staged"] {
+        let leftovers: Vec<String> = std::fs::read_dir(project.workspace("sample").join(dir))
+            .expect("dir")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(".tmp-"))
+            .collect();
+        assert!(leftovers.is_empty(), "{dir}: {leftovers:?}");
+    }
+    println!("kill harness: {killed} of 20 kill points interrupted a run; all recovered");
+}
