@@ -21,6 +21,7 @@
 //! - [`registry`]: the published registry tables, stable ids, versions.
 //! - [`report`]: the program catalogue's rules and the reports (Parquet, CSV, XLSX, HTML).
 //! - [`ops`]: a whole run (`terpadu run`): arrival checks, change detection, the run ledger.
+//! - [`schedule`]: the `terpadu schedule` daemon (cron times, retries, clean shutdown).
 //! - [`sql`]: DataFusion sessions over a workspace.
 //! - [`sample`]: the deterministic synthetic-province generator with ground truth.
 //! - [`workspace`]: the directory layout stages share, locks, and atomic file publication.
@@ -37,5 +38,6 @@ pub mod ops;
 pub mod registry;
 pub mod report;
 pub mod sample;
+pub mod schedule;
 pub mod sql;
 pub mod workspace;

@@ -86,6 +86,9 @@ pub enum Command {
     /// Run a pipeline end to end (the nightly job): arrival checks, ingest, link, report.
     #[command(long_about = run::LONG_ABOUT)]
     Run(run::Args),
+    /// Run pipelines at their scheduled times until SIGTERM (a daemon).
+    #[command(long_about = run::SCHEDULE_ABOUT)]
+    Schedule(run::ScheduleArgs),
     /// List recent runs from the run ledger.
     Runs(run::LedgerArgs),
     /// Say what is current: registry version, its inputs, and how the last run ended.
@@ -176,6 +179,7 @@ pub fn main() -> ExitCode {
         Command::Check(args) => check::run(args),
         Command::Ingest(args) => ingest::run(args, progress),
         Command::Run(args) => run::run(args, progress, "manual"),
+        Command::Schedule(args) => run::schedule(args),
         Command::Runs(args) => run::runs(args),
         Command::Status(args) => run::status(args),
         Command::Rollback(args) => run::rollback(args),

@@ -259,3 +259,71 @@ pub(super) fn rollback(args: RollbackArgs) -> Result<u8> {
     );
     Ok(EXIT_OK)
 }
+
+pub(super) const SCHEDULE_ABOUT: &str = "\
+Run pipelines at the times their `schedule` names, until stopped: a long-running daemon for a
+data centre that does not use cron or systemd timers.
+
+Each pipeline declares `schedule = \"0 2 * * *\"` (minute hour day month weekday; six fields
+with seconds first also work; weekdays best as names, Mon-Fri) and optionally
+`timezone = \"Asia/Jakarta\"` (the default), `retries = 2` and `retry_backoff_seconds = 300`
+(doubled for each further retry). A pipeline never runs twice at once. Logs are JSON lines with
+--log-format json. SIGTERM or SIGINT stops the daemon: no new runs start, a run in progress is
+finished first, and nothing is left half-published.
+
+Examples:
+  terpadu --log-format json schedule pipelines/sample.toml
+  terpadu schedule pipelines/sample.toml --next 5     # print the next 5 times and exit";
+
+/// Arguments of `terpadu schedule`.
+#[derive(Debug, clap::Args)]
+pub struct ScheduleArgs {
+    /// Pipeline files with a `schedule`.
+    #[arg(value_name = "PIPELINE", required = true, value_parser = super::pipeline_path)]
+    pipelines: Vec<PathBuf>,
+
+    /// Print each pipeline's next N run times and exit.
+    #[arg(long, value_name = "N")]
+    next: Option<usize>,
+}
+
+fn scheduled_options(pipeline: &crate::config::Pipeline) -> RunOptions {
+    RunOptions {
+        force: false,
+        trigger: "schedule".into(),
+        unmasked: false,
+        progress: false,
+        registry: super::link::registry_options(pipeline, None, None, None, false, None),
+    }
+}
+
+pub(super) fn schedule(args: ScheduleArgs) -> Result<u8> {
+    let mut pipelines = Vec::new();
+    for path in &args.pipelines {
+        let pipeline = config::load_pipeline(path, &Overrides::default())?;
+        if pipeline.schedule.is_none() {
+            return Err(config::ConfigError::Invalid(vec![config::Diagnostic::new(
+                path,
+                "schedule",
+                "the pipeline has no schedule; add e.g. schedule = \"0 2 * * *\" (02:00 daily)",
+            )])
+            .into());
+        }
+        pipelines.push(pipeline);
+    }
+    if let Some(count) = args.next {
+        for pipeline in &pipelines {
+            for time in crate::schedule::upcoming(pipeline, count) {
+                println!("{:<16} {time}", pipeline.name);
+            }
+        }
+        return Ok(EXIT_OK);
+    }
+    let runtime = super::runtime()?;
+    runtime.block_on(crate::schedule::daemon(
+        pipelines,
+        scheduled_options,
+        super::exit_code,
+    ))?;
+    Ok(EXIT_OK)
+}

@@ -41,6 +41,10 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
     format: OutputFormat,
 
+    /// Query this registry version instead of the current one (see `terpadu status`).
+    #[arg(long, value_name = "VERSION")]
+    version: Option<String>,
+
     /// Workspace directory (default: the pipeline's).
     #[arg(long, value_name = "DIR")]
     workspace: Option<PathBuf>,
@@ -56,7 +60,7 @@ pub(super) fn run(args: Args) -> Result<u8> {
     let runtime = super::runtime()?;
     runtime.block_on(async {
         let workspace = Workspace::new(&pipeline.workspace);
-        let session = Session::open(&workspace).await?;
+        let session = Session::open_version(&workspace, args.version.as_deref()).await?;
         match &args.query {
             Some(query) => {
                 let batches = session.query(query).await?;

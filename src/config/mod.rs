@@ -258,6 +258,36 @@ pub fn load_pipeline(path: &Path, overrides: &Overrides) -> Result<Pipeline, Con
         &source_codes,
         &mut problems,
     );
+    let timezone = match raw.timezone.as_deref() {
+        None => Some(chrono_tz::Asia::Jakarta),
+        Some(name) => match name.parse::<chrono_tz::Tz>() {
+            Ok(tz) => Some(tz),
+            Err(_) => {
+                problems.push(Diagnostic::new(
+                    path,
+                    "timezone",
+                    format!("'{name}' is not an IANA time zone (for example Asia/Jakarta, Asia/Makassar, Asia/Jayapura)"),
+                ));
+                None
+            }
+        },
+    };
+    let schedule =
+        raw.schedule
+            .as_deref()
+            .and_then(|expression| match pipeline::parse_schedule(expression) {
+                Ok(cron) => timezone.map(|timezone| pipeline::ScheduleSpec {
+                    expression: expression.to_string(),
+                    cron,
+                    timezone,
+                    retries: raw.retries.unwrap_or(2),
+                    backoff_seconds: raw.retry_backoff_seconds.unwrap_or(300),
+                }),
+                Err(message) => {
+                    problems.push(Diagnostic::new(path, "schedule", message));
+                    None
+                }
+            });
     if !problems.is_empty() {
         return Err(ConfigError::Invalid(problems));
     }
@@ -277,6 +307,7 @@ pub fn load_pipeline(path: &Path, overrides: &Overrides) -> Result<Pipeline, Con
         sources,
         linkage,
         catalogue,
+        schedule,
     })
 }
 

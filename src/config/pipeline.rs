@@ -53,6 +53,49 @@ pub struct RawPipeline {
     pub exclusivity: Vec<super::programs::RawExclusivity>,
     /// Report settings.
     pub reports: Option<super::programs::RawReports>,
+    /// When `terpadu schedule` runs the pipeline: a cron expression (`0 2 * * *`: 02:00 every
+    /// day; six fields when seconds are needed).
+    pub schedule: Option<String>,
+    /// Time zone of the schedule (IANA name; default `Asia/Jakarta`).
+    pub timezone: Option<String>,
+    /// Retries of a failed scheduled run.
+    pub retries: Option<u32>,
+    /// Seconds before the first retry; doubled for each further one.
+    pub retry_backoff_seconds: Option<u64>,
+}
+
+/// A checked schedule.
+#[derive(Debug, Clone)]
+pub struct ScheduleSpec {
+    /// The expression as written.
+    pub expression: String,
+    /// The parsed schedule (seconds field first).
+    pub cron: cron::Schedule,
+    /// Its time zone.
+    pub timezone: chrono_tz::Tz,
+    /// Retries of a failed run.
+    pub retries: u32,
+    /// First backoff, seconds.
+    pub backoff_seconds: u64,
+}
+
+/// Parses a 5-field (minute hour day month weekday) or 6-field (with seconds first) cron
+/// expression with a maintained parser (the `cron` crate). Weekdays are best written as names
+/// (`Mon-Fri`); numbers follow that crate (1 = Sunday).
+pub fn parse_schedule(expression: &str) -> Result<cron::Schedule, String> {
+    use std::str::FromStr;
+    let fields = expression.split_whitespace().count();
+    let full = match fields {
+        5 => format!("0 {expression}"),
+        6 | 7 => expression.to_string(),
+        n => {
+            return Err(format!(
+                "'{expression}' has {n} fields; write minute hour day month weekday, e.g. \"0 2 * * *\""
+            ));
+        }
+    };
+    cron::Schedule::from_str(&full)
+        .map_err(|e| format!("'{expression}' is not a cron expression: {e}"))
 }
 
 /// A source as written.
@@ -243,6 +286,8 @@ pub struct Pipeline {
     pub linkage: super::linkage::Linkage,
     /// Programs, exclusivity rules and report settings.
     pub catalogue: super::programs::Catalogue,
+    /// When `terpadu schedule` runs it.
+    pub schedule: Option<ScheduleSpec>,
 }
 
 /// A checked source.

@@ -30,6 +30,14 @@ pub enum OutputFormat {
 /// SQL errors: the query or the workspace is wrong.
 #[derive(Debug, thiserror::Error)]
 pub enum SqlError {
+    /// `--version` names a version that is not kept.
+    #[error("no registry version '{version}' (kept: {kept})")]
+    NoVersion {
+        /// The version asked for.
+        version: String,
+        /// The versions on disk.
+        kept: String,
+    },
     /// Nothing has been staged yet.
     #[error("the workspace {0} has no staged data yet; run `terpadu ingest PIPELINE` first")]
     NothingStaged(String),
@@ -91,6 +99,15 @@ pub struct Session {
 impl Session {
     /// Registers everything the workspace holds.
     pub async fn open(workspace: &Workspace) -> Result<Session, SqlError> {
+        Self::open_version(workspace, None).await
+    }
+
+    /// Like [`Session::open`], with the registry tables (and reports) of an older `version`
+    /// instead of the current one.
+    pub async fn open_version(
+        workspace: &Workspace,
+        version: Option<&str>,
+    ) -> Result<Session, SqlError> {
         let config = SessionConfig::new()
             .with_information_schema(true)
             .with_default_catalog_and_schema("terpadu", "public");
@@ -160,7 +177,28 @@ impl Session {
             name: "ingest_sources".into(),
             description: format!("per-source counts of ingest run {}", manifest.run_id),
         });
-        if let Some(pointer) = workspace.read_registry_pointer() {
+        let chosen = match version {
+            Some(v) => {
+                if v.starts_with('.')
+                    || !workspace
+                        .registry_version_dir(v)
+                        .join("registry.json")
+                        .exists()
+                {
+                    return Err(SqlError::NoVersion {
+                        version: v.to_string(),
+                        kept: workspace.registry_versions().join(", "),
+                    });
+                }
+                Some(v.to_string())
+            }
+            None => workspace.read_registry_pointer().map(|p| p.version),
+        };
+        if let Some(chosen) = &chosen {
+            let pointer = crate::workspace::RegistryPointer {
+                version: chosen.clone(),
+                published_at: String::new(),
+            };
             let dir = workspace.registry_version_dir(&pointer.version);
             for (table, description) in REGISTRY_TABLES {
                 let path = dir.join(format!("{table}.parquet"));
@@ -196,7 +234,11 @@ impl Session {
                 description: "per run and stage: seconds, rows in and out, peak memory".into(),
             });
         }
-        if let Some(dir) = crate::report::current_dir(workspace)
+        let reports_dir = chosen
+            .as_ref()
+            .map(|v| workspace.root().join("reports").join(v))
+            .filter(|d| d.join("reports.json").exists());
+        if let Some(dir) = reports_dir
             && let Ok(text) = std::fs::read_to_string(dir.join("reports.json"))
             && let Ok(reports) = serde_json::from_str::<crate::report::ReportManifest>(&text)
         {

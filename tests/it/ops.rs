@@ -298,6 +298,35 @@ fn rollback_makes_an_earlier_version_current_and_is_recorded() {
             .contains(&format!("rollback from {second} to {first}")),
         "{last}"
     );
+    // The newer version can still be queried by name.
+    let out = run(&[
+        "sql",
+        &project.pipeline("sample"),
+        "--version",
+        &second,
+        "--format",
+        "csv",
+        "SELECT count(*) AS n FROM person",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("10026"),
+        "{}",
+        text(&out)
+    );
+    let out = run(&[
+        "sql",
+        &project.pipeline("sample"),
+        "--version",
+        "nope",
+        "SELECT 1",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("no registry version 'nope' (kept: "),
+        "{}",
+        text(&out)
+    );
     let out = run(&[
         "rollback",
         &project.pipeline("sample"),
@@ -407,4 +436,109 @@ fn killed_runs_never_leave_a_half_published_registry() {
         assert!(leftovers.is_empty(), "{dir}: {leftovers:?}");
     }
     println!("kill harness: {killed} of 20 kill points interrupted a run; all recovered");
+}
+
+#[test]
+fn only_the_newest_versions_are_kept() {
+    let project = Project::with_sample();
+    let path = pipeline_path(&project);
+    let before = std::fs::read_to_string(&path).expect("pipeline");
+    std::fs::write(
+        &path,
+        before.replace("keep_versions = 5", "keep_versions = 2"),
+    )
+    .expect("write");
+    let mut published = Vec::new();
+    for _ in 0..3 {
+        let out = run(&["--quiet", "run", &project.pipeline("sample"), "--force"]);
+        assert!(out.status.success(), "{}", text(&out));
+        published.push(current_version(&project).expect("version"));
+    }
+    let mut kept: Vec<String> = std::fs::read_dir(project.workspace("sample").join("registry"))
+        .expect("dir")
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    kept.sort();
+    assert_eq!(kept, published[1..].to_vec());
+}
+
+#[test]
+fn the_scheduler_runs_on_time_and_stops_cleanly_on_sigterm() {
+    let project = Project::with_sample();
+    let path = pipeline_path(&project);
+    let pipeline = std::fs::read_to_string(&path).expect("pipeline");
+    // Every three seconds (six fields: seconds first), in the default time zone.
+    std::fs::write(
+        &path,
+        pipeline.replacen(
+            "province = \"36\"",
+            "schedule = \"*/3 * * * * *\"\nprovince = \"36\"",
+            1,
+        ),
+    )
+    .expect("write");
+    let out = run(&["schedule", &project.pipeline("sample"), "--next", "2"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("+07:00"),
+        "Asia/Jakarta by default: {}",
+        text(&out)
+    );
+    let mut daemon = terpadu()
+        .args([
+            "--log-format",
+            "json",
+            "schedule",
+            &project.pipeline("sample"),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let ledger = project.workspace("sample").join("runs/ledger.jsonl");
+    let finished = |ledger: &std::path::Path| -> usize {
+        std::fs::read_to_string(ledger)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| {
+                l.contains("\"trigger\":\"schedule\"") && !l.contains("\"status\":\"running\"")
+            })
+            .count()
+    };
+    let started = std::time::Instant::now();
+    while finished(&ledger) < 2 && started.elapsed() < Duration::from_secs(40) {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(finished(&ledger) >= 2, "two scheduled runs within 40 s");
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &daemon.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let stopped = std::time::Instant::now();
+    let code = loop {
+        if let Some(code) = daemon.try_wait().expect("wait") {
+            break code;
+        }
+        assert!(
+            stopped.elapsed() < Duration::from_secs(20),
+            "the daemon stops after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(code.success(), "clean exit: {code:?}");
+    let mut logs = String::new();
+    std::io::Read::read_to_string(daemon.stderr.as_mut().expect("stderr"), &mut logs)
+        .expect("logs");
+    assert!(logs.contains("\"signal\":\"SIGTERM\""), "{logs}");
+    assert!(logs.contains("Scheduler stopped."), "{logs}");
+    let ledger = runs(&project);
+    assert!(ledger.len() >= 2, "{ledger:?}");
+    assert!(
+        !ledger.iter().any(|r| r["status"] == "running"),
+        "{ledger:?}"
+    );
 }
