@@ -542,3 +542,90 @@ fn the_scheduler_runs_on_time_and_stops_cleanly_on_sigterm() {
         "{ledger:?}"
     );
 }
+
+/// A full disk mid-run: a clear error naming the file, the previous version current, and the
+/// next run succeeds once there is room. Needs a small tmpfs (root in a container or VM);
+/// without mount rights the same property is checked with a workspace path that cannot be
+/// written (a file where a directory should be).
+#[test]
+fn a_full_disk_fails_cleanly_and_leaves_the_previous_version_current() {
+    let project = Project::with_sample();
+    let mount = project.path().join("small-disk");
+    std::fs::create_dir_all(&mount).expect("mkdir");
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=12m", "tmpfs"])
+        .arg(&mount)
+        .status()
+        .is_ok_and(|s| s.success());
+    let workspace = mount.join("ws");
+    let args = |force: bool| {
+        let mut args = vec![
+            "run".to_string(),
+            project.pipeline("sample"),
+            "--workspace".to_string(),
+            workspace.display().to_string(),
+        ];
+        if force {
+            args.push("--force".into());
+        }
+        args
+    };
+    let go = |force: bool| {
+        let a = args(force);
+        run(&a.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    let out = go(false);
+    assert!(out.status.success(), "{}", text(&out));
+    let version =
+        std::fs::read_to_string(workspace.join("registry/_current.json")).expect("pointer");
+    let blocker = if mounted {
+        // Leave about half a megabyte free.
+        let free = {
+            let out = std::process::Command::new("df")
+                .args(["--output=avail", "-B1"])
+                .arg(&mount)
+                .output()
+                .expect("df");
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .nth(1)
+                .and_then(|l| l.trim().parse::<u64>().ok())
+                .expect("free bytes")
+        };
+        let filler = mount.join("filler");
+        std::fs::write(
+            &filler,
+            vec![0u8; (free.saturating_sub(512 * 1024)) as usize],
+        )
+        .expect("fill");
+        filler
+    } else {
+        // No mount rights: the staging area cannot be created.
+        let staged = workspace.join("staged");
+        std::fs::remove_dir_all(&staged).expect("remove staged");
+        std::fs::write(&staged, b"not a directory").expect("block");
+        staged
+    };
+    let out = go(true);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let message = text(&out);
+    assert!(
+        message.contains("cannot write")
+            && (message.contains("No space left")
+                || message.contains("Not a directory")
+                || message.contains("File exists")),
+        "{message}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(workspace.join("registry/_current.json")).expect("pointer"),
+        version,
+        "the previous version stays current"
+    );
+    // Room again: the next run succeeds.
+    if mounted {
+        std::fs::remove_file(&blocker).expect("free space");
+        let out = go(true);
+        assert!(out.status.success(), "{}", text(&out));
+        let _ = std::process::Command::new("umount").arg(&mount).status();
+    }
+}
