@@ -162,6 +162,24 @@ pub(super) fn run(args: Args, _progress: bool) -> Result<u8> {
     for line in String::from_utf8_lossy(&output.stdout).lines() {
         println!("          {line}");
     }
+    // Reports, in their own process too (it prints its peak memory).
+    let clock = Instant::now();
+    let output = Command::new(&exe)
+        .args(["--quiet", "report"])
+        .arg(&bench_pipeline)
+        .output()
+        .context("running terpadu report")?;
+    if !output.status.success() {
+        bail!(
+            "terpadu report failed with {}: {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    println!("report:   {:.1}s wall", clock.elapsed().as_secs_f64());
+    for line in String::from_utf8_lossy(&output.stdout).lines() {
+        println!("          {line}");
+    }
     let output = Command::new(&exe)
         .args(["--quiet", "evaluate"])
         .arg(&bench_pipeline)
@@ -169,10 +187,20 @@ pub(super) fn run(args: Args, _progress: bool) -> Result<u8> {
         .arg(root.join("sample_data/truth.csv"))
         .output()
         .context("running terpadu evaluate")?;
-    for line in String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter(|l| l.starts_with("pairs") || l.starts_with("overall") || l.starts_with("persons"))
-    {
+    for line in String::from_utf8_lossy(&output.stdout).lines().filter(|l| {
+        [
+            "pairs",
+            "overall",
+            "persons",
+            "report cases",
+            "breaches",
+            "dead",
+            "duplicates",
+            "exclusion",
+        ]
+        .iter()
+        .any(|p| l.starts_with(p))
+    }) {
         println!("evaluate: {line}");
     }
     Ok(EXIT_OK)

@@ -82,5 +82,8 @@ pub(super) fn run(args: Args) -> Result<u8> {
         },
         dir.display()
     );
+    if let Some(peak) = crate::metrics::peak_rss_bytes() {
+        println!("peak memory {} MiB", peak >> 20);
+    }
     Ok(EXIT_OK)
 }
