@@ -116,6 +116,17 @@ impl Workspace {
     }
 }
 
+impl Workspace {
+    /// Drops `sources` from the current staged manifest (sources removed from the pipeline).
+    pub fn forget_sources(&self, sources: &[String]) -> std::io::Result<()> {
+        let Some(mut manifest) = self.read_manifest() else {
+            return Ok(());
+        };
+        manifest.sources.retain(|s| !sources.contains(&s.name));
+        write_atomic(&self.manifest_path(), &to_json(&manifest)?)
+    }
+}
+
 /// The registry pointer: `registry/_current.json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RegistryPointer {
@@ -225,11 +236,14 @@ pub enum LockError {
 }
 
 /// An exclusive lock on a workspace, released when dropped. It stops two runs (cron and a
-/// manual one) from publishing into one workspace at once; a lock left by a dead process on
-/// this host is detected and taken over, with a warning.
+/// manual one) from publishing into one workspace at once. It is a kernel file lock
+/// (`flock`), so the kernel releases it when the holder dies, whatever host or container it
+/// ran in; the file's content (pid, host, since, command) only names the holder in messages.
+/// A lock file still naming a holder when we take it was left by a process that died, and is
+/// taken over with a warning.
 #[derive(Debug)]
 pub struct WorkspaceLock {
-    path: PathBuf,
+    file: std::fs::File,
 }
 
 /// This machine's host name.
@@ -238,10 +252,6 @@ pub fn host_name() -> String {
         .map(|h| h.trim().to_string())
         .or_else(|_| std::env::var("HOSTNAME"))
         .unwrap_or_else(|_| "unknown".to_string())
-}
-
-fn process_alive(pid: u32) -> bool {
-    Path::new(&format!("/proc/{pid}")).exists()
 }
 
 impl WorkspaceLock {
@@ -258,16 +268,55 @@ impl WorkspaceLock {
 
     fn acquire_file(
         workspace: &Workspace,
-        file: &str,
+        name: &str,
         command: &str,
     ) -> Result<WorkspaceLock, LockError> {
-        let path = workspace.root().join(file);
+        use std::io::{Read, Seek};
+        let path = workspace.root().join(name);
         let shown = path.display().to_string();
         let io = |source| LockError::Io {
             path: shown.clone(),
             source,
         };
         std::fs::create_dir_all(workspace.root()).map_err(io)?;
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(io)?;
+        let mut previous = String::new();
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let _ = file.read_to_string(&mut previous);
+                let holder: Option<LockOwner> = serde_json::from_str(&previous).ok();
+                let holder = holder.unwrap_or(LockOwner {
+                    pid: 0,
+                    host: "unknown".into(),
+                    since: "unknown".into(),
+                    command: "unknown".into(),
+                });
+                return Err(LockError::Held {
+                    path: shown,
+                    pid: holder.pid,
+                    host: holder.host,
+                    since: holder.since,
+                    command: holder.command,
+                });
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
+        }
+        let _ = file.read_to_string(&mut previous);
+        if let Ok(stale) = serde_json::from_str::<LockOwner>(&previous) {
+            tracing::warn!(
+                lock = %shown,
+                stale_pid = stale.pid,
+                stale_host = %stale.host,
+                "Taking over a lock left by a process that is gone."
+            );
+        }
         let me = LockOwner {
             pid: std::process::id(),
             host: host_name(),
@@ -275,51 +324,20 @@ impl WorkspaceLock {
             command: command.to_string(),
         };
         let body = serde_json::to_vec(&me).map_err(|e| io(std::io::Error::other(e)))?;
-        for _ in 0..2 {
-            match std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&path)
-            {
-                Ok(mut file) => {
-                    file.write_all(&body).map_err(io)?;
-                    file.sync_all().map_err(io)?;
-                    return Ok(WorkspaceLock { path });
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    let holder: Option<LockOwner> = std::fs::read(&path)
-                        .ok()
-                        .and_then(|b| serde_json::from_slice(&b).ok());
-                    match holder {
-                        Some(h) if h.host != me.host || process_alive(h.pid) => {
-                            return Err(LockError::Held {
-                                path: shown,
-                                pid: h.pid,
-                                host: h.host,
-                                since: h.since,
-                                command: h.command,
-                            });
-                        }
-                        stale => {
-                            tracing::warn!(
-                                lock = %shown,
-                                stale_pid = stale.as_ref().map(|h| h.pid),
-                                "Taking over a stale workspace lock left by a process that is gone."
-                            );
-                            std::fs::remove_file(&path).map_err(io)?;
-                        }
-                    }
-                }
-                Err(e) => return Err(io(e)),
-            }
-        }
-        Err(io(std::io::Error::other("the lock file keeps reappearing")))
+        file.set_len(0).map_err(io)?;
+        file.rewind().map_err(io)?;
+        file.write_all(&body).map_err(io)?;
+        file.sync_all().map_err(io)?;
+        Ok(WorkspaceLock { file })
     }
 }
 
 impl Drop for WorkspaceLock {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+        // Empty means released cleanly; the kernel lock goes with the file handle. The file
+        // stays: removing it would let a waiting process lock an unlinked inode.
+        let _ = self.file.set_len(0);
+        let _ = self.file.unlock();
     }
 }
 
@@ -339,12 +357,13 @@ mod tests {
             "{err}"
         );
         drop(lock);
-        assert!(!dir.path().join(".lock").exists(), "released on drop");
+        let again = WorkspaceLock::acquire(&workspace, "ingest").expect("released on drop");
+        drop(again);
 
-        // A lock of a process that no longer exists on this host.
+        // A lock file naming a process that died (its kernel lock went with it).
         let stale = LockOwner {
             pid: u32::MAX - 1,
-            host: host_name(),
+            host: "another-container".into(),
             since: "2026-01-01T00:00:00Z".into(),
             command: "ingest".into(),
         };

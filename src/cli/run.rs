@@ -250,6 +250,7 @@ pub(super) fn rollback(args: RollbackArgs) -> Result<u8> {
             registry_version: Some(args.version.clone()),
             error: None,
             exit_code: Some(0),
+            config_sha256: ledger::last_succeeded(&workspace).and_then(|r| r.config_sha256),
         },
     )?;
     println!(

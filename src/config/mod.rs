@@ -123,6 +123,16 @@ pub fn load_layout(path: &Path) -> Result<Layout, ConfigError> {
     }
 }
 
+/// Today in the pipeline's time zone (its schedule's, else Asia/Jakarta): the date a night's
+/// run judges ages, deaths and "in the future" by.
+pub fn today(pipeline: &Pipeline) -> chrono::NaiveDate {
+    let tz = pipeline
+        .schedule
+        .as_ref()
+        .map_or(chrono_tz::Asia::Jakarta, |s| s.timezone);
+    chrono::Utc::now().with_timezone(&tz).date_naive()
+}
+
 /// Options that override a pipeline file's settings.
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {

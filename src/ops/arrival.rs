@@ -85,10 +85,26 @@ pub fn check(source: &Source) -> Readiness {
             .map(Path::to_path_buf)
             .unwrap_or_default();
         let pattern = dir.join(marker).to_string_lossy().into_owned();
-        let found = glob::glob(&pattern).is_ok_and(|mut m| m.next().is_some());
+        // The marker must be newer than the data: yesterday's `_SUCCESS` does not vouch for
+        // tonight's copy still in progress.
+        let newest_data = files
+            .iter()
+            .filter_map(|f| std::fs::metadata(f).ok()?.modified().ok())
+            .max();
+        let found = glob::glob(&pattern).is_ok_and(|matches| {
+            matches.flatten().any(|m| {
+                let marked = std::fs::metadata(&m)
+                    .ok()
+                    .and_then(|meta| meta.modified().ok());
+                match (marked, newest_data) {
+                    (Some(marked), Some(data)) => marked >= data,
+                    _ => true,
+                }
+            })
+        });
         if !found {
             return not_ready(NotReady::NoMarker(format!(
-                "source '{}': the marker {} is not there yet (the extract may still be copying)",
+                "source '{}': the marker {} is not there yet, or older than the data (the extract may still be copying)",
                 source.name, pattern
             )));
         }

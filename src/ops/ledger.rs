@@ -102,6 +102,9 @@ pub struct RunRecord {
     pub error: Option<String>,
     /// The exit code.
     pub exit_code: Option<u8>,
+    /// SHA-256 of the pipeline file, its layouts and terpadu's version.
+    #[serde(default)]
+    pub config_sha256: Option<String>,
 }
 
 /// The ledger file.
@@ -196,6 +199,7 @@ mod tests {
             registry_version: None,
             error: None,
             exit_code: None,
+            config_sha256: None,
         }
     }
 

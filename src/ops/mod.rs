@@ -10,8 +10,9 @@
 pub mod arrival;
 pub mod ledger;
 
-use std::collections::BTreeMap;
 use std::time::Instant;
+
+use sha2::{Digest, Sha256};
 
 use ledger::{InputRecord, RunRecord, RunStatus, StageRecord};
 
@@ -80,6 +81,7 @@ pub fn run_pipeline(
         registry_version: None,
         error: None,
         exit_code: None,
+        config_sha256: None,
     };
     ledger::append(&workspace, &record)?;
     let result = stages(pipeline, options, &workspace, &mut record);
@@ -101,6 +103,27 @@ pub fn run_pipeline(
             Err(error)
         }
     }
+}
+
+/// SHA-256 of what decides the results besides the inputs: the pipeline file, its layouts and
+/// terpadu's version.
+fn config_fingerprint(pipeline: &Pipeline) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(env!("CARGO_PKG_VERSION").as_bytes());
+    hasher.update(std::fs::read(&pipeline.file).unwrap_or_default());
+    let layouts: std::collections::BTreeMap<&str, &std::path::PathBuf> = pipeline
+        .sources
+        .iter()
+        .map(|s| (s.layout.name.as_str(), &s.layout.file))
+        .collect();
+    for file in layouts.values() {
+        hasher.update(std::fs::read(file).unwrap_or_default());
+    }
+    hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn stage(name: &str, clock: Instant, rows_in: u64, rows_out: u64) -> StageRecord {
@@ -138,19 +161,12 @@ fn stages(
         return Err(RunError::NotReady(not_ready).into());
     }
 
-    // Change detection against the last successful run.
-    let previous: BTreeMap<String, Vec<InputRecord>> = ledger::last_succeeded(workspace)
-        .map(|run| {
-            let mut by_source: BTreeMap<String, Vec<InputRecord>> = BTreeMap::new();
-            for input in run.inputs {
-                by_source
-                    .entry(input.source.clone())
-                    .or_default()
-                    .push(input);
-            }
-            by_source
-        })
-        .unwrap_or_default();
+    // Change detection against what is staged now: a source is re-staged unless its staged
+    // file exists and came from byte-identical inputs. A changed pipeline, layout or terpadu
+    // version re-stages everything; sources removed from the pipeline force a rebuild.
+    record.config_sha256 = Some(config_fingerprint(pipeline));
+    let config_changed = ledger::last_succeeded(workspace)
+        .is_none_or(|run| run.config_sha256 != record.config_sha256);
     let staged = workspace.read_manifest();
     let mut changed = Vec::new();
     for readiness in &ready {
@@ -160,26 +176,85 @@ fn stages(
                 message: e.to_string(),
             }
         })?;
-        let is_staged = staged
+        let entry = staged
             .as_ref()
-            .is_some_and(|m| m.sources.iter().any(|s| s.name == readiness.source));
-        let same = is_staged && previous.get(&readiness.source) == Some(&inputs);
-        if options.force || !same {
+            .and_then(|m| m.sources.iter().find(|s| s.name == readiness.source));
+        let same = entry.is_some_and(|entry| {
+            let mut before: Vec<(u64, &str)> = entry
+                .inputs
+                .iter()
+                .map(|i| (i.bytes, i.sha256.as_str()))
+                .collect();
+            let mut now: Vec<(u64, &str)> = inputs
+                .iter()
+                .map(|i| (i.bytes, i.sha256.as_str()))
+                .collect();
+            before.sort_unstable();
+            now.sort_unstable();
+            before == now && workspace.root().join(&entry.staged_file).exists()
+        });
+        if options.force || config_changed || !same {
             changed.push(readiness.source.clone());
         }
         record.inputs.extend(inputs);
     }
-    // Sources kept from before keep their fingerprints for the next comparison.
-    for (source, inputs) in &previous {
-        if !ready.iter().any(|r| &r.source == source) {
-            record.inputs.extend(inputs.iter().cloned());
+    // Optional sources that did not arrive keep their staged inputs in the record.
+    if let Some(manifest) = &staged {
+        for entry in &manifest.sources {
+            let in_pipeline = pipeline.sources.iter().any(|s| s.name == entry.name);
+            if in_pipeline && !ready.iter().any(|r| r.source == entry.name) {
+                record
+                    .inputs
+                    .extend(entry.inputs.iter().map(|i| InputRecord {
+                        source: entry.name.clone(),
+                        path: i.path.clone(),
+                        bytes: i.bytes,
+                        sha256: i.sha256.clone(),
+                    }));
+            }
         }
     }
+    let removed: Vec<String> = staged
+        .as_ref()
+        .map(|m| {
+            m.sources
+                .iter()
+                .filter(|e| !pipeline.sources.iter().any(|s| s.name == e.name))
+                .map(|e| e.name.clone())
+                .collect()
+        })
+        .unwrap_or_default();
+    if !removed.is_empty() {
+        workspace.forget_sources(&removed)?;
+        record.notes.push(format!(
+            "no longer in the pipeline, removed from the staged data: {}",
+            removed.join(", ")
+        ));
+    }
     let registry_exists = workspace.read_registry_pointer().is_some();
-    if changed.is_empty() && registry_exists {
-        tracing::info!("No input changed since the last successful run; nothing to do.");
+    let reports_current =
+        report::current_manifest(workspace).is_some_and(|m| m.masked != options.unmasked);
+    if changed.is_empty() && removed.is_empty() && registry_exists {
+        if reports_current {
+            tracing::info!("No input changed since the last successful run; nothing to do.");
+            record.registry_version = workspace.read_registry_pointer().map(|p| p.version);
+            return Ok(RunStatus::SkippedUnchanged);
+        }
+        // Only the reports are missing (or masked differently): write them.
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        let clock = Instant::now();
+        let (reports, _) = runtime.block_on(report::build(
+            pipeline,
+            &ReportOptions {
+                unmasked: options.unmasked,
+            },
+        ))?;
+        let rows: u64 = reports.reports.iter().map(|r| r.rows as u64).sum();
+        record.stages.push(stage("report", clock, 0, rows));
         record.registry_version = workspace.read_registry_pointer().map(|p| p.version);
-        return Ok(RunStatus::SkippedUnchanged);
+        return Ok(RunStatus::Succeeded);
     }
 
     // Ingest what changed.
@@ -189,7 +264,7 @@ fn stages(
             pipeline,
             &IngestOptions {
                 only: changed.clone(),
-                today: chrono::Local::now().date_naive(),
+                today: crate::config::today(pipeline),
                 progress: options.progress,
                 threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
             },

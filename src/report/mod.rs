@@ -125,8 +125,9 @@ pub async fn register_views(
             "CREATE OR REPLACE VIEW person_view AS SELECT p.*, \
                CAST(floor((CAST({date} AS INT) - CAST(p.birth_date AS INT)) / 365.25) AS INT) AS age, \
                NOT (coalesce(p.life_status, 'alive') = 'dead' \
-                    AND (p.death_date IS NULL OR p.death_date <= {date})) AS alive \
-             FROM person p"
+                    AND (p.death_date IS NULL OR p.death_date <= {date})) AS alive, \
+               coalesce(f.programs, p.programs) AS family_programs \
+             FROM person p LEFT JOIN family f ON p.family_id = f.family_id"
         ),
         "CREATE OR REPLACE VIEW family_view AS SELECT f.*, \
            region_name(f.regency_code) AS regency_name, \
@@ -231,12 +232,13 @@ fn specs(pipeline: &Pipeline, staged: &[String], masked: bool) -> Vec<ReportSpec
         title: "Within-program duplicates",
         sql: format!(
             "WITH m AS (SELECT pm.*, CASE WHEN pm.unit = 'person' THEN pm.person_id \
-                 ELSE coalesce(pm.family_id, pm.person_id) END AS unit_id \
+                 ELSE coalesce(pm.family_id, pm.person_id) END AS unit_id, \
+                 coalesce(pm.period, pm.source || '/' || pm.source_file) AS period_key \
                FROM program_membership pm), \
-             keys AS (SELECT program, period, unit_id FROM m \
-               GROUP BY program, period, unit_id HAVING count(*) > 1), \
+             keys AS (SELECT program, period_key, unit_id FROM m \
+               GROUP BY program, period_key, unit_id HAVING count(*) > 1), \
              rows AS (SELECT m.*, l.match_probability FROM m \
-               JOIN keys k ON m.program = k.program AND (m.period IS NOT DISTINCT FROM k.period) \
+               JOIN keys k ON m.program = k.program AND m.period_key = k.period_key \
                  AND m.unit_id = k.unit_id \
                JOIN record_link l ON l.source = m.source AND l.source_file = m.source_file \
                  AND l.source_row = m.source_row) \
@@ -248,7 +250,7 @@ fn specs(pipeline: &Pipeline, staged: &[String], masked: bool) -> Vec<ReportSpec
                array_sort(array_agg(DISTINCT listed_name)) AS listed_names, \
                min(match_probability) AS weakest_link_probability, \
                min(village_code) AS village_code, region_name(min(village_code)) AS village_name \
-             FROM rows GROUP BY program, period, unit_id \
+             FROM rows GROUP BY program, period_key, period, unit_id \
              ORDER BY program, period, unit_id",
             nik = mask("listed_nik")
         ),
@@ -313,8 +315,14 @@ fn specs(pipeline: &Pipeline, staged: &[String], masked: bool) -> Vec<ReportSpec
         .programs
         .iter()
         .filter_map(|p| {
-            p.max_decile
-                .map(|d| format!("(m.program = {} AND m.family_decile > {d})", quote(&p.code)))
+            p.max_decile.map(|d| {
+                let decile = if p.unit == ProgramUnit::Person {
+                    "coalesce(m.person_decile, m.family_decile)"
+                } else {
+                    "m.family_decile"
+                };
+                format!("(m.program = {} AND {decile} > {d})", quote(&p.code))
+            })
         })
         .collect();
     let above = if cutoffs.is_empty() {
@@ -377,11 +385,13 @@ fn specs(pipeline: &Pipeline, staged: &[String], masked: bool) -> Vec<ReportSpec
         };
         exclusions.push(format!(
             "SELECT {code} AS program, {unit} AS unit, {id} AS unit_id, {name} AS name, \
-               {kk} AS no_kk, welfare_decile, programs, cardinality(programs) = 0 AS receives_nothing, \
+               {kk} AS no_kk, welfare_decile, programs, cardinality({household}) = 0 AS receives_nothing, \
                regency_code, district_code, village_code FROM {view} \
              WHERE ({rule}) AND NOT array_has(programs, {code})",
             unit = quote(program.unit.as_str()),
             kk = mask("no_kk"),
+            // Nothing for the person's whole family: a member of a PKH family receives PKH.
+            household = if view == "person_view" { "family_programs" } else { "programs" },
         ));
         coverage.push(format!(
             "SELECT {code} AS program, regency_code, district_code, village_code, \
@@ -473,7 +483,7 @@ pub async fn build(
     let reference = pipeline
         .catalogue
         .reference_date
-        .unwrap_or_else(|| chrono::Utc::now().date_naive());
+        .unwrap_or_else(|| crate::config::today(pipeline));
     register_views(ctx, reference).await?;
     if options.unmasked {
         tracing::warn!(pipeline = %pipeline.name, "Reports are written with unmasked NIK and KK numbers, as asked (--unmasked).");
@@ -510,9 +520,70 @@ pub async fn build(
         path: path.display().to_string(),
         message: e.to_string(),
     };
+    // Scratch left by runs that died (we hold the workspace lock).
+    if let Ok(entries) = std::fs::read_dir(&root) {
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with(".tmp-") || name.starts_with(".old-") {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
     std::fs::create_dir_all(&tmp).map_err(|e| write(&tmp, &e))?;
+    let written = match write_reports(
+        &tmp,
+        &results,
+        pipeline,
+        ctx,
+        &version,
+        &reference_text,
+        options,
+    )
+    .await
+    {
+        Ok(written) => written,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Err(e);
+        }
+    };
+    let manifest = ReportManifest {
+        registry_version: version.clone(),
+        reference_date: reference_text,
+        masked: !options.unmasked,
+        reports: written,
+    };
+    let json = serde_json::to_vec_pretty(&manifest).map_err(|e| write(&tmp, &e))?;
+    if let Err(e) = write_atomic(&tmp.join("reports.json"), &json) {
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(write(&tmp, &e));
+    }
+    // Replace: the old directory is moved aside first, then the new one renamed in.
+    let aside = root.join(format!(".old-{version}-{}", std::process::id()));
+    if dir.exists() {
+        std::fs::rename(&dir, &aside).map_err(|e| write(&dir, &e))?;
+    }
+    std::fs::rename(&tmp, &dir).map_err(|e| write(&dir, &e))?;
+    let _ = std::fs::remove_dir_all(&aside);
+    Ok((manifest, dir))
+}
+
+/// Writes every report file into `tmp`.
+async fn write_reports(
+    tmp: &Path,
+    results: &[(ReportSpec, RecordBatch)],
+    pipeline: &Pipeline,
+    ctx: &SessionContext,
+    version: &str,
+    reference_text: &str,
+    options: &ReportOptions,
+) -> Result<Vec<WrittenReport>, ReportError> {
+    let write = |path: &Path, e: &dyn std::fmt::Display| ReportError::Write {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    };
     let mut written = Vec::new();
-    for (spec, batch) in &results {
+    for (spec, batch) in results {
         let parquet = tmp.join(format!("{}.parquet", spec.name));
         registry_write_parquet(batch, &parquet).map_err(|e| write(&parquet, &e))?;
         let csv = tmp.join(format!("{}.csv", spec.name));
@@ -529,27 +600,15 @@ pub async fn build(
     let page = page(
         ctx,
         pipeline,
-        &version,
-        &reference_text,
+        version,
+        reference_text,
         !options.unmasked,
-        &results,
+        results,
     )
     .await?;
     let html_path = tmp.join("terpadu-report.html");
     std::fs::write(&html_path, html::render(&page)).map_err(|e| write(&html_path, &e))?;
-    let manifest = ReportManifest {
-        registry_version: version.clone(),
-        reference_date: reference_text,
-        masked: !options.unmasked,
-        reports: written,
-    };
-    let json = serde_json::to_vec_pretty(&manifest).map_err(|e| write(&tmp, &e))?;
-    write_atomic(&tmp.join("reports.json"), &json).map_err(|e| write(&tmp, &e))?;
-    if dir.exists() {
-        std::fs::remove_dir_all(&dir).map_err(|e| write(&dir, &e))?;
-    }
-    std::fs::rename(&tmp, &dir).map_err(|e| write(&dir, &e))?;
-    Ok((manifest, dir))
+    Ok(written)
 }
 
 /// Rows of a query as text cells.
@@ -637,8 +696,8 @@ async fn page(
             "SELECT count(*) FROM r_duplicates",
         ),
         (
-            "dead recipients",
-            "SELECT count(*) FROM r_inclusion_errors WHERE category = 'dead'",
+            "dead recipients (people)",
+            "SELECT count(DISTINCT person_id) FROM r_inclusion_errors WHERE category = 'dead'",
         ),
         (
             "inclusion-error rows",
@@ -819,6 +878,12 @@ fn write_csv(batch: &RecordBatch, path: &Path) -> Result<(), String> {
         writer.write_record(&cells).map_err(|e| e.to_string())?;
     }
     writer.flush().map_err(|e| e.to_string())
+}
+
+/// The manifest of the current registry version's reports, if written.
+pub fn current_manifest(workspace: &Workspace) -> Option<ReportManifest> {
+    let text = std::fs::read_to_string(current_dir(workspace)?.join("reports.json")).ok()?;
+    serde_json::from_str(&text).ok()
 }
 
 /// The directory of the reports of the current registry version, if written.

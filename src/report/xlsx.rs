@@ -9,7 +9,7 @@ use arrow::datatypes::DataType;
 use rust_xlsxwriter::{Format, Workbook, XlsxError};
 
 /// Excel's row limit; longer reports are cut with a note (the Parquet and CSV are complete).
-const MAX_ROWS: usize = 1_048_575;
+const MAX_ROWS: usize = 1_048_574;
 
 /// The text of a cell: lists joined with `; `, nulls empty.
 pub fn cell_text(column: &ArrayRef, row: usize) -> String {

@@ -181,13 +181,15 @@ fn a_file_still_being_written_is_not_read() {
     let project = Project::with_sample();
     set_source_option(&project, "pkh", "arrival = { stable_seconds = 1 }");
     let pkh = data_file(&project, "pkh");
+    let writing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let still = writing.clone();
+    // Keeps the file changing until the run has answered.
     let writer = std::thread::spawn(move || {
-        for _ in 0..15 {
-            let mut file = std::fs::OpenOptions::new()
+        while still.load(std::sync::atomic::Ordering::SeqCst) {
+            let file = std::fs::OpenOptions::new()
                 .append(true)
                 .open(&pkh)
                 .expect("open");
-            std::io::Write::write_all(&mut file, b"").expect("write");
             file.set_modified(std::time::SystemTime::now())
                 .expect("touch");
             std::thread::sleep(Duration::from_millis(100));
@@ -195,6 +197,7 @@ fn a_file_still_being_written_is_not_read() {
     });
     std::thread::sleep(Duration::from_millis(100));
     let out = run(&["run", &project.pipeline("sample")]);
+    writing.store(false, std::sync::atomic::Ordering::SeqCst);
     writer.join().expect("writer");
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     assert!(text(&out).contains("still being written"), "{}", text(&out));
@@ -348,15 +351,23 @@ fn a_second_run_of_the_same_pipeline_is_refused_while_one_holds_the_lock() {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .unwrap_or_default();
-    // This test process is alive: its lock is real.
-    std::fs::write(
-        workspace.join(".run-lock"),
+    // This test process holds the run lock (a kernel lock, as a running terpadu would).
+    let mut lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .open(workspace.join(".run-lock"))
+        .expect("lock file");
+    std::io::Write::write_all(
+        &mut lock,
         format!(
             "{{\"pid\":{},\"host\":\"{host}\",\"since\":\"2026-11-23T02:00:00Z\",\"command\":\"run\"}}",
             std::process::id()
-        ),
+        )
+        .as_bytes(),
     )
-    .expect("lock");
+    .expect("write");
+    lock.lock().expect("lock");
     let out = run(&["run", &project.pipeline("sample")]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(
@@ -364,7 +375,9 @@ fn a_second_run_of_the_same_pipeline_is_refused_while_one_holds_the_lock() {
         "{}",
         text(&out)
     );
-    std::fs::remove_file(workspace.join(".run-lock")).expect("unlock");
+    drop(lock);
+    let out = run(&["--quiet", "run", &project.pipeline("sample")]);
+    assert!(out.status.success(), "released: {}", text(&out));
 }
 
 #[test]
@@ -391,7 +404,15 @@ fn killed_runs_never_leave_a_half_published_registry() {
             .expect("a count")
     };
     let expected = persons(&project);
-    // 20 kill points spread over a forced run (ingest, link, report, publication).
+    // 20 kill points spread over a forced run (ingest, link, report, publication), timed on
+    // this machine.
+    let clock = std::time::Instant::now();
+    assert!(
+        run(&["--quiet", "run", &project.pipeline("sample"), "--force"])
+            .status
+            .success()
+    );
+    let run_ms = clock.elapsed().as_millis() as u64;
     let mut killed = 0;
     for point in 0..20u64 {
         let mut child = terpadu()
@@ -400,7 +421,7 @@ fn killed_runs_never_leave_a_half_published_registry() {
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("spawn");
-        std::thread::sleep(Duration::from_millis(40 + point * 85));
+        std::thread::sleep(Duration::from_millis(20 + point * run_ms / 21));
         if child.try_wait().expect("wait").is_none() {
             killed += 1;
         }
@@ -426,7 +447,7 @@ fn killed_runs_never_leave_a_half_published_registry() {
         "killed runs marked interrupted: {interrupted} of {killed}"
     );
     assert!(!ledger.iter().any(|r| r["status"] == "running"));
-    for dir in ["registry", "staged"] {
+    for dir in ["registry", "staged", "reports"] {
         let leftovers: Vec<String> = std::fs::read_dir(project.workspace("sample").join(dir))
             .expect("dir")
             .flatten()
@@ -487,6 +508,8 @@ fn the_scheduler_runs_on_time_and_stops_cleanly_on_sigterm() {
         "Asia/Jakarta by default: {}",
         text(&out)
     );
+    let log_path = project.path().join("daemon.log");
+    let log_file = std::fs::File::create(&log_path).expect("log file");
     let mut daemon = terpadu()
         .args([
             "--log-format",
@@ -495,7 +518,7 @@ fn the_scheduler_runs_on_time_and_stops_cleanly_on_sigterm() {
             &project.pipeline("sample"),
         ])
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
+        .stderr(log_file)
         .spawn()
         .expect("spawn");
     let ledger = project.workspace("sample").join("runs/ledger.jsonl");
@@ -530,9 +553,7 @@ fn the_scheduler_runs_on_time_and_stops_cleanly_on_sigterm() {
         std::thread::sleep(Duration::from_millis(100));
     };
     assert!(code.success(), "clean exit: {code:?}");
-    let mut logs = String::new();
-    std::io::Read::read_to_string(daemon.stderr.as_mut().expect("stderr"), &mut logs)
-        .expect("logs");
+    let logs = std::fs::read_to_string(&log_path).expect("logs");
     assert!(logs.contains("\"signal\":\"SIGTERM\""), "{logs}");
     assert!(logs.contains("Scheduler stopped."), "{logs}");
     let ledger = runs(&project);
