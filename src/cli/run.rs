@@ -114,8 +114,16 @@ pub(super) fn run(args: Args, progress: bool, trigger: &str) -> Result<u8> {
 }
 
 fn workspace_of(pipeline: &std::path::Path, workspace: Option<PathBuf>) -> Result<Workspace> {
+    Ok(pipeline_and_workspace(pipeline, workspace)?.1)
+}
+
+fn pipeline_and_workspace(
+    pipeline: &std::path::Path,
+    workspace: Option<PathBuf>,
+) -> Result<(String, Workspace)> {
     let pipeline = config::load_pipeline(pipeline, &Overrides { workspace })?;
-    Ok(Workspace::new(&pipeline.workspace))
+    let workspace = Workspace::new(&pipeline.workspace);
+    Ok((pipeline.name, workspace))
 }
 
 pub(super) fn runs(args: LedgerArgs) -> Result<u8> {
@@ -209,7 +217,7 @@ pub(super) fn status(args: LedgerArgs) -> Result<u8> {
 }
 
 pub(super) fn rollback(args: RollbackArgs) -> Result<u8> {
-    let workspace = workspace_of(&args.pipeline, args.workspace)?;
+    let (name, workspace) = pipeline_and_workspace(&args.pipeline, args.workspace)?;
     let _lock = WorkspaceLock::acquire_run(&workspace, "rollback")?;
     let dir = workspace.registry_version_dir(&args.version);
     if args.version.starts_with('.') || !dir.join("registry.json").exists() {
@@ -231,7 +239,7 @@ pub(super) fn rollback(args: RollbackArgs) -> Result<u8> {
         &workspace,
         &ledger::RunRecord {
             run_id: crate::workspace::new_run_id(chrono::Utc::now()),
-            pipeline: workspace.root().display().to_string(),
+            pipeline: name,
             trigger: "rollback".into(),
             pid: std::process::id(),
             host: crate::workspace::host_name(),
