@@ -244,15 +244,9 @@ fn stages(
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?;
-        let clock = Instant::now();
-        let (reports, _) = runtime.block_on(report::build(
-            pipeline,
-            &ReportOptions {
-                unmasked: options.unmasked,
-            },
-        ))?;
-        let rows: u64 = reports.reports.iter().map(|r| r.rows as u64).sum();
-        record.stages.push(stage("report", clock, 0, rows));
+        record
+            .stages
+            .push(report_stage(&runtime, pipeline, options, 0)?);
         record.registry_version = workspace.read_registry_pointer().map(|p| p.version);
         return Ok(RunStatus::Succeeded);
     }
@@ -298,7 +292,22 @@ fn stages(
     ));
     record.registry_version = Some(built.meta.version.clone());
 
-    // Reports.
+    record.stages.push(report_stage(
+        &runtime,
+        pipeline,
+        options,
+        built.link.records as u64,
+    )?);
+    Ok(RunStatus::Succeeded)
+}
+
+/// Writes the reports; `rows_in` is what the stage read (the linked records).
+fn report_stage(
+    runtime: &tokio::runtime::Runtime,
+    pipeline: &Pipeline,
+    options: &RunOptions,
+    rows_in: u64,
+) -> anyhow::Result<StageRecord> {
     let clock = Instant::now();
     let (reports, _) = runtime.block_on(report::build(
         pipeline,
@@ -307,8 +316,5 @@ fn stages(
         },
     ))?;
     let rows: u64 = reports.reports.iter().map(|r| r.rows as u64).sum();
-    record
-        .stages
-        .push(stage("report", clock, built.link.records as u64, rows));
-    Ok(RunStatus::Succeeded)
+    Ok(stage("report", clock, rows_in, rows))
 }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::util::{Project, run, terpadu, text};
+use crate::util::{Project, run, sql_json, terpadu, text};
 
 fn pipeline_path(project: &Project) -> std::path::PathBuf {
     project.path().join("pipelines/sample.toml")
@@ -23,19 +23,10 @@ fn set_source_option(project: &Project, source: &str, lines: &str) {
 }
 
 fn runs(project: &Project) -> Vec<serde_json::Value> {
-    let out = run(&[
-        "sql",
-        &project.pipeline("sample"),
-        "--format",
-        "json",
+    sql_json(
+        project,
         "SELECT run_id, status, registry_version, error, exit_code, notes FROM runs ORDER BY started_at",
-    ]);
-    assert!(out.status.success(), "{}", text(&out));
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).expect("json"))
-        .collect()
+    )
 }
 
 fn current_version(project: &Project) -> Option<String> {

@@ -4,23 +4,10 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use crate::util::{Project, run, terpadu, text};
+use crate::util::{Project, run, sql_json, terpadu, text};
 
-/// Runs `terpadu sql` on the sample pipeline and returns the rows as JSON objects.
 fn sql(project: &Project, query: &str) -> Vec<serde_json::Value> {
-    let out = run(&[
-        "sql",
-        &project.pipeline("sample"),
-        "--format",
-        "json",
-        query,
-    ]);
-    assert!(out.status.success(), "{query}\n{}", text(&out));
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-        .collect()
+    sql_json(project, query)
 }
 
 fn number(row: &serde_json::Value, key: &str) -> u64 {

@@ -2,22 +2,10 @@
 //! reconcile with the registry, person-to-family roll-up, each rule kind, and accuracy
 //! against the generator's truth.
 
-use crate::util::{Project, run, text};
+use crate::util::{Project, run, sql_json, text};
 
 fn sql(project: &Project, query: &str) -> Vec<serde_json::Value> {
-    let out = run(&[
-        "sql",
-        &project.pipeline("sample"),
-        "--format",
-        "json",
-        query,
-    ]);
-    assert!(out.status.success(), "{query}\n{}", text(&out));
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-        .collect()
+    sql_json(project, query)
 }
 
 fn one(project: &Project, query: &str) -> u64 {

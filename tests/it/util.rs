@@ -22,6 +22,24 @@ pub fn run(args: &[&str]) -> Output {
     terpadu().args(args).output().expect("terpadu runs")
 }
 
+/// Runs `terpadu sql PIPELINE --format json QUERY` on the project's sample pipeline; returns
+/// the rows as JSON objects.
+pub fn sql_json(project: &Project, query: &str) -> Vec<serde_json::Value> {
+    let out = run(&[
+        "sql",
+        &project.pipeline("sample"),
+        "--format",
+        "json",
+        query,
+    ]);
+    assert!(out.status.success(), "{query}\n{}", text(&out));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
 /// Standard output and error as one string for assertion messages.
 pub fn text(output: &Output) -> String {
     format!(
