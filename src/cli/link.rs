@@ -1,5 +1,5 @@
-//! `terpadu link` and `terpadu evaluate`: the first version of record linkage, and its
-//! measurement against ground truth.
+//! `terpadu link` and `terpadu evaluate`: record linkage into the published registry, and its
+//! measurement (links and report cases) against ground truth.
 
 use std::collections::HashMap;
 use std::path::PathBuf;

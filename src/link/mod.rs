@@ -4,8 +4,7 @@
 //! with one typo, names that agree after dropping a token...); the probabilities of each level
 //! among true matches (m) and among non-matches (u) turn the levels into match weights.
 //!
-//! What exists so far (stable person ids, families, term-frequency adjustment, the published
-//! registry and `explain` come next):
+//! The parts (the published registry, stable ids and families live in [`crate::registry`]):
 //! - [`compare`]: comparison levels as pure functions, with the domain traps built in (a NIK
 //!   differing only in its serial is another person; a placeholder birth date proves little).
 //! - [`blocking`]: blocking rules as SQL keys, pairs counted per rule before generation and
@@ -15,8 +14,8 @@
 //! - [`gamma`]: the kernel that turns a batch of record pairs into level indices.
 //! - [`model`]: m, u and lambda as data, match weights with explanations, u from random pairs
 //!   and EM for m and lambda.
-//! - [`stage`]: the first `terpadu link`: records -> pairs -> levels -> model -> guarded
-//!   clusters -> `link/record_link.parquet`.
+//! - [`stage`]: records -> pairs -> levels -> model (with term frequencies) -> guarded
+//!   clusters, in memory, handed to the registry.
 
 pub mod blocking;
 pub mod compare;
