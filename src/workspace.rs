@@ -182,6 +182,55 @@ fn to_json<T: serde::Serialize>(value: &T) -> std::io::Result<Vec<u8>> {
     serde_json::to_vec_pretty(value).map_err(std::io::Error::other)
 }
 
+/// The tables of a registry version (`registry/<version>/<table>.parquet`) and what they
+/// hold: written by the registry stage, registered by SQL sessions, reserved as names.
+pub const REGISTRY_TABLES: &[(&str, &str)] = &[
+    (
+        "person",
+        "one row per person: stable person_id, best NIK, name, birth date, region, family, sources, programs",
+    ),
+    (
+        "family",
+        "one row per family card (KK): head, members, KK numbers seen, programs",
+    ),
+    (
+        "record_link",
+        "every staged record -> person_id, with its strongest link and the level of each comparison",
+    ),
+    (
+        "program_membership",
+        "person/family x program x period, one row per program record",
+    ),
+    (
+        "registry_changes",
+        "person and family ids created, split, merged or retired since the previous version",
+    ),
+    (
+        "match_pairs",
+        "scored candidate record pairs (probability >= 0.01) by rid, with levels",
+    ),
+];
+
+/// Writes `batch` as one Parquet file (row groups of 64k rows, the staged files' settings)
+/// and syncs it. Callers write into a scratch directory they publish by renaming.
+pub fn write_parquet(batch: &arrow::array::RecordBatch, path: &Path) -> Result<(), String> {
+    let file = std::fs::File::create(path).map_err(|e| e.to_string())?;
+    let mut writer = parquet::arrow::ArrowWriter::try_new(
+        file,
+        batch.schema(),
+        Some(crate::ingest::sink::writer_properties()),
+    )
+    .map_err(|e| e.to_string())?;
+    for offset in (0..batch.num_rows()).step_by(65_536) {
+        let len = 65_536.min(batch.num_rows() - offset);
+        writer
+            .write(&batch.slice(offset, len))
+            .map_err(|e| e.to_string())?;
+    }
+    let file = writer.into_inner().map_err(|e| e.to_string())?;
+    file.sync_all().map_err(|e| e.to_string())
+}
+
 /// Writes `bytes` to a temporary sibling, syncs it, and renames it over `path`.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = path.with_extension(format!("tmp-{}", std::process::id()));

@@ -234,33 +234,20 @@ pub(super) fn rollback(args: RollbackArgs) -> Result<u8> {
     };
     let json = serde_json::to_vec_pretty(&pointer)?;
     write_atomic(&workspace.registry_pointer_path(), &json)?;
-    let now = chrono::Utc::now().to_rfc3339();
-    ledger::append(
-        &workspace,
-        &ledger::RunRecord {
-            run_id: crate::workspace::new_run_id(chrono::Utc::now()),
-            pipeline: name,
-            trigger: "rollback".into(),
-            pid: std::process::id(),
-            host: crate::workspace::host_name(),
-            started_at: now.clone(),
-            ended_at: Some(now),
-            status: ledger::RunStatus::Succeeded,
-            stages: Vec::new(),
-            inputs: ledger::last_succeeded(&workspace)
-                .map(|r| r.inputs)
-                .unwrap_or_default(),
-            notes: vec![format!(
-                "rollback from {} to {}",
-                previous.as_deref().unwrap_or("none"),
-                args.version
-            )],
-            registry_version: Some(args.version.clone()),
-            error: None,
-            exit_code: Some(0),
-            config_sha256: ledger::last_succeeded(&workspace).and_then(|r| r.config_sha256),
-        },
-    )?;
+    let mut record = ledger::RunRecord::new(&name, "rollback", ledger::RunStatus::Succeeded);
+    record.ended_at = Some(record.started_at.clone());
+    if let Some(last) = ledger::last_succeeded(&workspace) {
+        record.inputs = last.inputs;
+        record.config_sha256 = last.config_sha256;
+    }
+    record.notes = vec![format!(
+        "rollback from {} to {}",
+        previous.as_deref().unwrap_or("none"),
+        args.version
+    )];
+    record.registry_version = Some(args.version.clone());
+    record.exit_code = Some(0);
+    ledger::append(&workspace, &record)?;
     println!(
         "registry version {} is current again (was {})",
         args.version,

@@ -313,18 +313,18 @@ pub struct Source {
     pub checks: SanityChecks,
 }
 
-/// Table names terpadu registers itself; sources may not take them.
-pub const RESERVED_TABLES: &[&str] = &[
-    "quarantine",
-    "ingest_sources",
-    "records",
-    "person",
-    "family",
-    "record_link",
-    "program_membership",
-    "registry_changes",
-    "match_pairs",
-];
+/// Table names terpadu registers itself besides the registry's
+/// ([`crate::workspace::REGISTRY_TABLES`]); sources may not take them.
+pub const RESERVED_TABLES: &[&str] = &["quarantine", "ingest_sources", "records"];
+
+/// Whether terpadu registers a table of this name itself.
+fn is_reserved(name: &str) -> bool {
+    RESERVED_TABLES.contains(&name)
+        || crate::workspace::REGISTRY_TABLES
+            .iter()
+            .any(|(t, _)| *t == name)
+        || name.starts_with("quarantine_")
+}
 
 /// True for a name usable as an SQL table name without quoting.
 pub fn is_plain_identifier(name: &str) -> bool {
@@ -375,14 +375,19 @@ pub fn check_source(file: &Path, index: usize, source: &RawSource, problems: &mu
             ),
         ));
     }
-    if RESERVED_TABLES.contains(&source.name.as_str()) || source.name.starts_with("quarantine_") {
+    if is_reserved(&source.name) {
+        let names: Vec<&str> = RESERVED_TABLES
+            .iter()
+            .copied()
+            .chain(crate::workspace::REGISTRY_TABLES.iter().map(|(t, _)| *t))
+            .collect();
         problems.push(Diagnostic::new(
             file,
             key("name"),
             format!(
                 "'{}' is a table terpadu itself provides in SQL ({} and quarantine_<source>); choose another name",
                 source.name,
-                RESERVED_TABLES.join(", ")
+                names.join(", ")
             ),
         ));
     }

@@ -107,6 +107,30 @@ pub struct RunRecord {
     pub config_sha256: Option<String>,
 }
 
+impl RunRecord {
+    /// A run of `pipeline` starting now in this process, with nothing recorded yet.
+    pub fn new(pipeline: &str, trigger: &str, status: RunStatus) -> RunRecord {
+        let now = chrono::Utc::now();
+        RunRecord {
+            run_id: crate::workspace::new_run_id(now),
+            pipeline: pipeline.to_string(),
+            trigger: trigger.to_string(),
+            pid: std::process::id(),
+            host: crate::workspace::host_name(),
+            started_at: now.to_rfc3339(),
+            ended_at: None,
+            status,
+            stages: Vec::new(),
+            inputs: Vec::new(),
+            notes: Vec::new(),
+            registry_version: None,
+            error: None,
+            exit_code: None,
+            config_sha256: None,
+        }
+    }
+}
+
 /// The ledger file.
 pub fn path(workspace: &Workspace) -> PathBuf {
     workspace.root().join("runs").join("ledger.jsonl")
@@ -186,20 +210,8 @@ mod tests {
     fn record(id: &str, status: RunStatus, pid: u32) -> RunRecord {
         RunRecord {
             run_id: id.into(),
-            pipeline: "p".into(),
-            trigger: "manual".into(),
             pid,
-            host: crate::workspace::host_name(),
-            started_at: "2026-01-01T00:00:00Z".into(),
-            ended_at: None,
-            status,
-            stages: Vec::new(),
-            inputs: Vec::new(),
-            notes: Vec::new(),
-            registry_version: None,
-            error: None,
-            exit_code: None,
-            config_sha256: None,
+            ..RunRecord::new("p", "manual", status)
         }
     }
 

@@ -20,7 +20,7 @@ use crate::config::Pipeline;
 use crate::ingest::{self, IngestOptions};
 use crate::registry::{self, RegistryOptions};
 use crate::report::{self, ReportOptions};
-use crate::workspace::{Workspace, WorkspaceLock, new_run_id};
+use crate::workspace::{Workspace, WorkspaceLock};
 
 /// Why a run did not start its work.
 #[derive(Debug, thiserror::Error)]
@@ -65,24 +65,7 @@ pub fn run_pipeline(
     for run in ledger::mark_interrupted(&workspace)? {
         tracing::warn!(run_id = %run, "An earlier run was interrupted; marked so in the ledger.");
     }
-    let started = chrono::Utc::now();
-    let mut record = RunRecord {
-        run_id: new_run_id(started),
-        pipeline: pipeline.name.clone(),
-        trigger: options.trigger.clone(),
-        pid: std::process::id(),
-        host: crate::workspace::host_name(),
-        started_at: started.to_rfc3339(),
-        ended_at: None,
-        status: RunStatus::Running,
-        stages: Vec::new(),
-        inputs: Vec::new(),
-        notes: Vec::new(),
-        registry_version: None,
-        error: None,
-        exit_code: None,
-        config_sha256: None,
-    };
+    let mut record = RunRecord::new(&pipeline.name, &options.trigger, RunStatus::Running);
     ledger::append(&workspace, &record)?;
     let result = stages(pipeline, options, &workspace, &mut record);
     record.ended_at = Some(chrono::Utc::now().to_rfc3339());

@@ -15,8 +15,8 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, ListBuilder, RecordBatch, StringArray, StringBuilder,
-    UInt8Array, UInt32Array, UInt64Array,
+    Array, ArrayRef, AsArray, BooleanArray, ListArray, ListBuilder, RecordBatch, StringArray,
+    StringBuilder, UInt8Array, UInt32Array, UInt64Array,
 };
 use arrow::compute::take;
 use arrow::datatypes::{DataType, Field, Schema, UInt8Type};
@@ -141,24 +141,46 @@ fn best_identifier(
     (StringArray::from(best), UInt64Array::from(distinct))
 }
 
-/// Distinct sorted texts of each group's members, from `values` where `keep` holds.
-fn distinct_lists(groups: &Groups, values: &StringArray, keep: impl Fn(usize) -> bool) -> ArrayRef {
+/// A list column with one list per row, in the order given (callers pass sorted sets).
+fn list_column<R, S>(rows: impl IntoIterator<Item = R>) -> ArrayRef
+where
+    R: IntoIterator<Item = S>,
+    S: AsRef<str>,
+{
     let mut builder = ListBuilder::new(StringBuilder::new());
-    let mut set: BTreeSet<&str> = BTreeSet::new();
-    for g in 0..groups.len() {
-        set.clear();
-        for &rid in groups.members(g) {
-            let rid = rid as usize;
-            if !values.is_null(rid) && keep(rid) {
-                set.insert(values.value(rid));
-            }
-        }
-        for v in &set {
-            builder.values().append_value(v);
+    for row in rows {
+        for value in row {
+            builder.values().append_value(value);
         }
         builder.append(true);
     }
     Arc::new(builder.finish())
+}
+
+/// The distinct values of the lists at `rows` of `lists`, sorted.
+fn union_of_lists(lists: &ListArray, rows: impl Iterator<Item = usize>) -> BTreeSet<String> {
+    let mut set = BTreeSet::new();
+    for row in rows.filter(|&r| lists.is_valid(r)) {
+        for value in lists.value(row).as_string::<i32>().iter().flatten() {
+            if !set.contains(value) {
+                set.insert(value.to_string());
+            }
+        }
+    }
+    set
+}
+
+/// Distinct sorted texts of each group's members, from `values` where `keep` holds.
+fn distinct_lists(groups: &Groups, values: &StringArray, keep: impl Fn(usize) -> bool) -> ArrayRef {
+    list_column((0..groups.len()).map(|g| {
+        groups
+            .members(g)
+            .iter()
+            .map(|&rid| rid as usize)
+            .filter(|&rid| values.is_valid(rid) && keep(rid))
+            .map(|rid| values.value(rid))
+            .collect::<BTreeSet<&str>>()
+    }))
 }
 
 /// Builds the person rows (with `cluster_id` and `family_key`, dropped on publication).
@@ -296,26 +318,13 @@ pub fn person_batch(
             (0..groups.len()).map(|g| groups.members(g).len() as u64),
         )),
     );
-    let mut builder = ListBuilder::new(StringBuilder::new());
-    let mut set: BTreeSet<String> = BTreeSet::new();
-    for g in 0..groups.len() {
-        set.clear();
-        for &rid in groups.members(g) {
-            if flags.is_valid(rid as usize) {
-                let list = flags.value(rid as usize);
-                for flag in list.as_string::<i32>().iter().flatten() {
-                    if !set.contains(flag) {
-                        set.insert(flag.to_string());
-                    }
-                }
-            }
-        }
-        for flag in &set {
-            builder.values().append_value(flag);
-        }
-        builder.append(true);
-    }
-    push("quality_flags", Arc::new(builder.finish()));
+    push(
+        "quality_flags",
+        list_column(
+            (0..groups.len())
+                .map(|g| union_of_lists(&flags, groups.members(g).iter().map(|&rid| rid as usize))),
+        ),
+    );
     let household = arrow::compute::cast(&household, &DataType::Utf8)?;
     let household = household.as_string::<i32>();
     let family_key: StringArray = (0..groups.len())
@@ -424,14 +433,7 @@ pub fn family_batch(
         Arc::new(StringArray::from_iter_values(family_ids.iter())),
     );
     push("no_kk", Arc::new(StringArray::from(family_kk.to_vec())));
-    let mut kk_list = ListBuilder::new(StringBuilder::new());
-    for set in &kk_seen {
-        for kk in set {
-            kk_list.values().append_value(kk);
-        }
-        kk_list.append(true);
-    }
-    push("kk_numbers", Arc::new(kk_list.finish()));
+    push("kk_numbers", list_column(&kk_seen));
     push(
         "household_id",
         Arc::new(
@@ -459,16 +461,14 @@ pub fn family_batch(
             members.iter().map(|m| m.len() as u64),
         )),
     );
-    let mut ids = ListBuilder::new(StringBuilder::new());
-    for m in &members {
-        let mut sorted: Vec<&str> = m.iter().map(|&r| person_ids.value(r)).collect();
-        sorted.sort_unstable();
-        for id in sorted {
-            ids.values().append_value(id);
-        }
-        ids.append(true);
-    }
-    push("member_ids", Arc::new(ids.finish()));
+    push(
+        "member_ids",
+        list_column(members.iter().map(|m| {
+            m.iter()
+                .map(|&r| person_ids.value(r))
+                .collect::<BTreeSet<&str>>()
+        })),
+    );
     for name in [
         "province_code",
         "regency_code",
@@ -491,22 +491,14 @@ pub fn family_batch(
                 .collect::<UInt8Array>(),
         ),
     );
-    let mut program_list = ListBuilder::new(StringBuilder::new());
-    for m in &members {
-        let mut set: BTreeSet<String> = BTreeSet::new();
-        for &r in m {
-            if programs.is_valid(r) {
-                for p in programs.value(r).as_string::<i32>().iter().flatten() {
-                    set.insert(p.to_string());
-                }
-            }
-        }
-        for p in &set {
-            program_list.values().append_value(p);
-        }
-        program_list.append(true);
-    }
-    push("programs", Arc::new(program_list.finish()));
+    push(
+        "programs",
+        list_column(
+            members
+                .iter()
+                .map(|m| union_of_lists(&programs, m.iter().copied())),
+        ),
+    );
     Ok(RecordBatch::try_new(
         Arc::new(Schema::new(fields)),
         columns,

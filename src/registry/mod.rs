@@ -131,16 +131,6 @@ pub struct RegistrySummary {
     pub dir: PathBuf,
 }
 
-/// The table files of a version, in publication order.
-pub const TABLES: &[&str] = &[
-    "person",
-    "family",
-    "record_link",
-    "program_membership",
-    "registry_changes",
-    "match_pairs",
-];
-
 /// Links the pipeline's staged records and publishes a new registry version.
 pub async fn build(
     pipeline: &Pipeline,
@@ -230,7 +220,8 @@ pub async fn build(
     let tmp = workspace.registry_tmp(&version);
     std::fs::create_dir_all(&tmp).map_err(|e| write_error(&tmp, e))?;
     for (name, batch) in &batches {
-        write_parquet(batch, &tmp.join(format!("{name}.parquet")))?;
+        let path = tmp.join(format!("{name}.parquet"));
+        crate::workspace::write_parquet(batch, &path).map_err(|e| write_error(&path, e))?;
     }
     let model_path = tmp.join("model.json");
     let model_json =
@@ -320,25 +311,6 @@ fn write_error(path: &Path, e: impl std::fmt::Display) -> RegistryError {
         path: path.display().to_string(),
         message: e.to_string(),
     }
-}
-
-fn write_parquet(batch: &RecordBatch, path: &Path) -> Result<(), RegistryError> {
-    let file = std::fs::File::create(path).map_err(|e| write_error(path, e))?;
-    let mut writer = parquet::arrow::ArrowWriter::try_new(
-        file,
-        batch.schema(),
-        Some(crate::ingest::sink::writer_properties()),
-    )
-    .map_err(|e| write_error(path, e))?;
-    // Row groups of 64k rows keep the writer's memory small and let readers skip.
-    for offset in (0..batch.num_rows()).step_by(65_536) {
-        let len = 65_536.min(batch.num_rows() - offset);
-        writer
-            .write(&batch.slice(offset, len))
-            .map_err(|e| write_error(path, e))?;
-    }
-    let file = writer.into_inner().map_err(|e| write_error(path, e))?;
-    file.sync_all().map_err(|e| write_error(path, e))
 }
 
 /// The directory of the current version.

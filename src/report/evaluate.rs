@@ -73,6 +73,7 @@ pub async fn evaluate_reports(
     truth: &Truth,
 ) -> Result<BTreeMap<&'static str, CaseCounts>, SqlError> {
     let mut out = BTreeMap::new();
+    let has_table = |name: &str| session.tables.iter().any(|t| t.name == name);
     let truth_of = |source: &str, row: u64| truth.get(&(source.to_string(), row));
     let program_sources: Vec<(&str, ProgramUnit, &str)> = pipeline
         .sources
@@ -126,7 +127,7 @@ pub async fn evaluate_reports(
     }
 
     // 1. Duplicates, as pairs of listings of one true unit in one program source.
-    if session.tables.iter().any(|t| t.name == "report_duplicates") {
+    if has_table("report_duplicates") {
         let mut actual: HashSet<(String, u64, u64)> = HashSet::new();
         for (source, unit, _) in &program_sources {
             let mut groups: HashMap<&str, Vec<u64>> = HashMap::new();
@@ -179,11 +180,7 @@ pub async fn evaluate_reports(
             .map(|(_, _, family, _)| *family)
             .collect()
     };
-    if session
-        .tables
-        .iter()
-        .any(|t| t.name == "report_exclusivity_breaches")
-    {
+    if has_table("report_exclusivity_breaches") {
         let actual: HashSet<String> = with_code("JAMSOSRATU")
             .intersection(&with_code("PKH"))
             .map(|f| f.to_string())
@@ -205,11 +202,7 @@ pub async fn evaluate_reports(
     }
 
     // 3. Dead recipients, as program rows.
-    if session
-        .tables
-        .iter()
-        .any(|t| t.name == "report_inclusion_errors")
-    {
+    if has_table("report_inclusion_errors") {
         let actual: HashSet<(String, u64)> = program_sources
             .iter()
             .flat_map(|(s, _, _)| {
@@ -236,11 +229,7 @@ pub async fn evaluate_reports(
     }
 
     // 4. Exclusion errors: welfare-registry families receiving nothing.
-    if session
-        .tables
-        .iter()
-        .any(|t| t.name == "report_exclusion_errors")
-    {
+    if has_table("report_exclusion_errors") {
         let welfare: HashSet<&str> = pipeline
             .sources
             .iter()

@@ -585,7 +585,7 @@ async fn write_reports(
     let mut written = Vec::new();
     for (spec, batch) in results {
         let parquet = tmp.join(format!("{}.parquet", spec.name));
-        registry_write_parquet(batch, &parquet).map_err(|e| write(&parquet, &e))?;
+        crate::workspace::write_parquet(batch, &parquet).map_err(|e| write(&parquet, &e))?;
         let csv = tmp.join(format!("{}.csv", spec.name));
         write_csv(batch, &csv).map_err(|e| write(&csv, &e))?;
         written.push(WrittenReport {
@@ -849,19 +849,6 @@ async fn page(
         exclusion,
         tables,
     })
-}
-
-fn registry_write_parquet(batch: &RecordBatch, path: &Path) -> Result<(), String> {
-    let file = std::fs::File::create(path).map_err(|e| e.to_string())?;
-    let mut writer = parquet::arrow::ArrowWriter::try_new(
-        file,
-        batch.schema(),
-        Some(crate::ingest::sink::writer_properties()),
-    )
-    .map_err(|e| e.to_string())?;
-    writer.write(batch).map_err(|e| e.to_string())?;
-    writer.close().map_err(|e| e.to_string())?;
-    Ok(())
 }
 
 /// CSV with list cells joined by `; ` (spreadsheet users open CSVs).

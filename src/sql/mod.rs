@@ -49,34 +49,6 @@ pub enum SqlError {
     Output(String),
 }
 
-/// The published registry's tables and what they hold.
-pub const REGISTRY_TABLES: &[(&str, &str)] = &[
-    (
-        "person",
-        "one row per person: stable person_id, best NIK, name, birth date, region, family, sources, programs",
-    ),
-    (
-        "family",
-        "one row per family card (KK): head, members, KK numbers seen, programs",
-    ),
-    (
-        "record_link",
-        "every staged record -> person_id, with its strongest link and the level of each comparison",
-    ),
-    (
-        "program_membership",
-        "person/family x program x period, one row per program record",
-    ),
-    (
-        "registry_changes",
-        "person and family ids created, split, merged or retired since the previous version",
-    ),
-    (
-        "match_pairs",
-        "scored candidate record pairs (probability >= 0.01) by rid, with levels",
-    ),
-];
-
 /// A table registered in the session, for `\d` listings.
 #[derive(Debug, Clone)]
 pub struct TableInfo {
@@ -200,7 +172,7 @@ impl Session {
                 published_at: String::new(),
             };
             let dir = workspace.registry_version_dir(&pointer.version);
-            for (table, description) in REGISTRY_TABLES {
+            for (table, description) in crate::workspace::REGISTRY_TABLES {
                 let path = dir.join(format!("{table}.parquet"));
                 if !path.exists() {
                     continue;
