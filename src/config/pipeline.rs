@@ -315,7 +315,13 @@ pub struct Source {
 
 /// Table names terpadu registers itself besides the registry's
 /// ([`crate::workspace::REGISTRY_TABLES`]); sources may not take them.
-pub const RESERVED_TABLES: &[&str] = &["quarantine", "ingest_sources", "records"];
+pub const RESERVED_TABLES: &[&str] = &[
+    "quarantine",
+    "ingest_sources",
+    "records",
+    "runs",
+    "run_stages",
+];
 
 /// Whether terpadu registers a table of this name itself.
 fn is_reserved(name: &str) -> bool {
@@ -324,6 +330,7 @@ fn is_reserved(name: &str) -> bool {
             .iter()
             .any(|(t, _)| *t == name)
         || name.starts_with("quarantine_")
+        || name.starts_with("report_")
 }
 
 /// True for a name usable as an SQL table name without quoting.
@@ -385,7 +392,7 @@ pub fn check_source(file: &Path, index: usize, source: &RawSource, problems: &mu
             file,
             key("name"),
             format!(
-                "'{}' is a table terpadu itself provides in SQL ({} and quarantine_<source>); choose another name",
+                "'{}' is a table terpadu itself provides in SQL ({}, quarantine_<source> and report_<name>); choose another name",
                 source.name,
                 names.join(", ")
             ),
@@ -504,5 +511,27 @@ mod tests {
             relative_to(file, Path::new("/abs/x.csv")),
             PathBuf::from("/abs/x.csv")
         );
+    }
+}
+
+#[cfg(test)]
+mod reserved_tests {
+    use super::is_reserved;
+
+    #[test]
+    fn every_table_terpadu_registers_is_reserved() {
+        for name in [
+            "quarantine",
+            "records",
+            "person",
+            "match_pairs",
+            "runs",
+            "run_stages",
+            "quarantine_pkh",
+            "report_duplicates",
+        ] {
+            assert!(is_reserved(name), "{name}");
+        }
+        assert!(!is_reserved("pkh"));
     }
 }
