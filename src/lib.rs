@@ -1,6 +1,7 @@
 //! terpadu ("integrated"): unify Indonesia's social-assistance databases.
 //!
-//! Data flows one way, and stages talk through Parquet files in the pipeline's workspace:
+//! Data flows one way, and stages talk through Delta tables in the pipeline's workspace, one
+//! consistent set per workspace version ([`store`]):
 //!
 //! ```text
 //! extracts (CSV, XLSX, JSONL, Parquet)
@@ -22,12 +23,17 @@
 //! - [`report`]: the program catalogue's rules and the reports (Parquet, CSV, XLSX, HTML).
 //! - [`ops`]: a whole run (`terpadu run`): arrival checks, change detection, the run ledger.
 //! - [`schedule`]: the `terpadu schedule` daemon (cron times, retries, clean shutdown).
-//! - [`sql`]: DataFusion sessions over a workspace.
+//! - [`sql`]: DataFusion sessions over one pinned workspace version.
+//! - [`catalog`]: the read-only query surface for people's SQL (refusals, memory and time
+//!   limits).
 //! - [`sample`]: the deterministic synthetic-province generator with ground truth.
-//! - [`workspace`]: the directory layout stages share, locks, and atomic file publication.
+//! - [`store`]: Delta Lake tables, workspace versions, pinning, rollback, vacuum, the lock.
+//! - [`redact`]: masking of identifiers in logs and messages.
+//! - [`workspace`]: the workspace root and small-file helpers.
 //! - [`metrics`]: process memory figures.
 //! - [`cli`]: the `terpadu` command line.
 
+pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod ingest;
@@ -35,9 +41,11 @@ pub mod link;
 pub mod metrics;
 pub mod normalize;
 pub mod ops;
+pub mod redact;
 pub mod registry;
 pub mod report;
 pub mod sample;
 pub mod schedule;
 pub mod sql;
+pub mod store;
 pub mod workspace;

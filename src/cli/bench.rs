@@ -115,8 +115,12 @@ pub(super) fn run(args: Args, _progress: bool) -> Result<u8> {
         bail!("terpadu ingest failed with {status}");
     }
     let bench = config::load_pipeline(&bench_pipeline, &Overrides::default())?;
-    let manifest = Workspace::new(&bench.workspace)
-        .read_manifest()
+    let runtime = super::runtime()?;
+    let snapshot = runtime
+        .block_on(Workspace::new(&bench.workspace).store().pin_latest())?
+        .context("ingest published no version")?;
+    let manifest: crate::ingest::IngestManifest = snapshot
+        .document("staged")
         .context("reading the ingest manifest")?;
     let (read, staged, quarantined, bytes) = manifest.totals();
     println!(
@@ -142,7 +146,7 @@ pub(super) fn run(args: Args, _progress: bool) -> Result<u8> {
             s.rows_read as f64 / s.seconds.max(1e-9)
         );
     }
-    kernel(&bench)?;
+    kernel(&runtime, &snapshot, &manifest)?;
 
     // Linkage end to end, in its own process so its peak memory is its own.
     let clock = Instant::now();
@@ -180,6 +184,26 @@ pub(super) fn run(args: Args, _progress: bool) -> Result<u8> {
     for line in String::from_utf8_lossy(&output.stdout).lines() {
         println!("          {line}");
     }
+    // Vacuum after the versions of this benchmark (ingest, link, report), keeping only the
+    // latest: the most it ever has to delete.
+    let clock = Instant::now();
+    let output = Command::new(&exe)
+        .args(["--quiet", "vacuum"])
+        .arg(&bench_pipeline)
+        .args(["--retain-hours", "0", "--keep-versions", "1"])
+        .output()
+        .context("running terpadu vacuum")?;
+    if !output.status.success() {
+        bail!(
+            "terpadu vacuum failed with {}: {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    println!("vacuum:   {:.2}s wall", clock.elapsed().as_secs_f64());
+    for line in String::from_utf8_lossy(&output.stdout).lines() {
+        println!("          {line}");
+    }
     let output = Command::new(&exe)
         .args(["--quiet", "evaluate"])
         .arg(&bench_pipeline)
@@ -209,16 +233,21 @@ pub(super) fn run(args: Args, _progress: bool) -> Result<u8> {
 /// Throughput of the pairwise comparison kernel on real staged records: each civil-registry
 /// record against its neighbour in file order (same village, often the same family), which
 /// exercises every level.
-fn kernel(pipeline: &crate::config::Pipeline) -> Result<()> {
-    let workspace = Workspace::new(&pipeline.workspace);
-    let manifest = workspace
-        .read_manifest()
-        .context("reading the ingest manifest")?;
+fn kernel(
+    runtime: &tokio::runtime::Runtime,
+    snapshot: &crate::store::Snapshot,
+    manifest: &crate::ingest::IngestManifest,
+) -> Result<()> {
     let Some(registry) = manifest.sources.iter().find(|s| s.role == "civil_registry") else {
         return Ok(());
     };
-    let file = std::fs::File::open(workspace.root().join(&registry.staged_file))
-        .with_context(|| format!("opening staged {}", registry.name))?;
+    let files = runtime.block_on(snapshot.table_files(&registry.staged_table))?;
+    let path = files
+        .files
+        .first()
+        .context("the staged table has no file")?;
+    let file =
+        std::fs::File::open(path).with_context(|| format!("opening staged {}", registry.name))?;
     let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)?
         .with_batch_size(64 * 1024)
         .build()?;

@@ -81,13 +81,16 @@ pub(super) fn run(args: Args) -> Result<u8> {
     let rules = crate::report::rule_predicates(&pipeline);
     if !rules.is_empty() {
         let workspace = crate::workspace::Workspace::new(&pipeline.workspace);
-        if workspace.read_registry_pointer().is_none() {
+        let runtime = super::runtime()?;
+        let published = runtime
+            .block_on(crate::registry::pin_registry(&workspace))
+            .is_ok();
+        if !published {
             println!(
                 "  {} rule(s): SQL checked against the registry once `terpadu link` has published one",
                 rules.len()
             );
         } else {
-            let runtime = super::runtime()?;
             let problems = runtime.block_on(crate::report::check_rules(&pipeline))?;
             for (key, message) in &problems {
                 println!("{}: {key}: {message}", args.pipeline.display());

@@ -102,19 +102,23 @@ pub(super) fn run(args: Args) -> Result<u8> {
         },
     )?;
     let target = parse_target(&args.what).map_err(anyhow::Error::msg)?;
-    if args.unmasked {
-        tracing::warn!(what = %args.what, "Unmasked identifiers requested for explain.");
-    }
     let workspace = Workspace::new(&pipeline.workspace);
-    let dir = registry::current_dir(&workspace)?;
-    let model: Model = serde_json::from_slice(
-        &std::fs::read(dir.join("model.json")).context("reading the version's model.json")?,
-    )
-    .context("reading the version's model.json")?;
-    let meta = registry::read_meta(&workspace)?;
+    if args.unmasked {
+        crate::ops::ledger::record_unmasked(
+            &workspace,
+            "explain --unmasked",
+            std::path::Path::new("stdout"),
+        );
+    }
     let runtime = super::runtime()?;
+    let snapshot = runtime.block_on(registry::pin_registry(&workspace))?;
+    let model: Model = snapshot
+        .document("model")
+        .context("the current version has no model; run `terpadu link` again")?;
+    let meta = registry::read_meta(&snapshot)?;
     let out = runtime.block_on(async {
-        let session = Session::open(&workspace).await?;
+        let session =
+            Session::open_snapshot(&snapshot, datafusion::prelude::SessionConfig::new()).await?;
         let filter = match &target {
             Target::Record(source, row) => format!(
                 "person_id IN (SELECT person_id FROM record_link WHERE source = {} AND source_row = {row})",
@@ -143,6 +147,7 @@ pub(super) fn run(args: Args) -> Result<u8> {
             .iter()
             .flat_map(|b| {
                 b.column_by_name("rid")
+                    .and_then(|c| arrow::compute::cast(c, &DataType::UInt32).ok())
                     .map(|c| c.as_primitive::<UInt32Type>().values().to_vec())
                     .unwrap_or_default()
             })
@@ -224,6 +229,10 @@ fn cell(batch: &RecordBatch, name: &str, row: usize) -> String {
     }
     match column.data_type() {
         DataType::UInt64 => column.as_primitive::<UInt64Type>().value(row).to_string(),
+        DataType::Int64 => column
+            .as_primitive::<arrow::datatypes::Int64Type>()
+            .value(row)
+            .to_string(),
         DataType::Float64 => column.as_primitive::<Float64Type>().value(row).to_string(),
         _ => arrow::util::display::array_value_to_string(column, row).unwrap_or_default(),
     }

@@ -118,12 +118,8 @@ pub(super) fn run(args: Args, progress: bool) -> Result<u8> {
         "total", read, staged, quarantined, manifest.seconds
     );
     println!(
-        "Staged data in {}; query it with: terpadu sql {}",
-        pipeline
-            .workspace
-            .join("staged")
-            .join(&manifest.run_id)
-            .display(),
+        "Staged as Delta tables in {}; query them with: terpadu sql {}",
+        pipeline.workspace.join("store/staged").display(),
         args.pipeline.display()
     );
     Ok(EXIT_OK)

@@ -62,18 +62,13 @@ pub struct LinkArgs {
     #[arg(long)]
     max_pairs_per_rule: Option<u64>,
 
-    /// Score with this saved model (a version's model.json) instead of fitting one.
+    /// Score with this saved model (files/v<N>/model.json of a version) instead of fitting one.
     #[arg(long, value_name = "FILE")]
     model: Option<PathBuf>,
 
     /// Do not weigh agreement on common names and birth dates down by their frequency.
     #[arg(long)]
     no_term_frequency: bool,
-
-    /// Registry versions to keep, the current one included [default: the pipeline's
-    /// linkage.keep_versions, else 5].
-    #[arg(long, value_name = "N")]
-    keep_versions: Option<usize>,
 
     /// Workspace directory (default: the pipeline's).
     #[arg(long, value_name = "DIR")]
@@ -111,7 +106,6 @@ pub(super) fn registry_options(
     max_pairs_per_rule: Option<u64>,
     model: Option<(String, crate::link::model::Model)>,
     no_term_frequency: bool,
-    keep_versions: Option<usize>,
 ) -> RegistryOptions {
     let defaults = RegistryOptions::default();
     let linkage = &pipeline.linkage;
@@ -129,9 +123,6 @@ pub(super) fn registry_options(
             comparisons: linkage.comparisons.clone(),
             ..defaults.link
         },
-        keep_versions: keep_versions
-            .or(linkage.keep_versions)
-            .unwrap_or(defaults.keep_versions),
     }
 }
 
@@ -162,7 +153,6 @@ pub(super) fn run_link(args: LinkArgs) -> Result<u8> {
         args.max_pairs_per_rule,
         model,
         args.no_term_frequency,
-        args.keep_versions,
     );
     let threshold = options.link.threshold;
     let runtime = super::runtime()?;
@@ -223,9 +213,12 @@ pub(super) fn run_link(args: LinkArgs) -> Result<u8> {
         println!("peak memory        {} MiB", peak >> 20);
     }
     println!(
-        "published          version {} in {}",
+        "published          workspace version {} (model: {})",
         built.meta.version,
-        built.dir.display()
+        pipeline
+            .workspace
+            .join(format!("files/v{}/model.json", built.meta.version))
+            .display()
     );
     Ok(EXIT_OK)
 }
@@ -237,7 +230,11 @@ pub(super) fn run_evaluate(args: EvaluateArgs) -> Result<u8> {
             workspace: args.workspace,
         },
     )?;
-    let (linked, pairs) = registry::read_linked(&Workspace::new(&pipeline.workspace))?;
+    let runtime = super::runtime()?;
+    let (linked, pairs) = runtime.block_on(async {
+        let snapshot = registry::pin_registry(&Workspace::new(&pipeline.workspace)).await?;
+        registry::read_linked(&snapshot).await
+    })?;
     let truth = read_truth(&args.truth)?;
     // Records the truth file knows, with a number per true person.
     let mut person_ids: HashMap<&str, u64> = HashMap::new();

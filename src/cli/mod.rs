@@ -93,8 +93,11 @@ pub enum Command {
     Runs(run::LedgerArgs),
     /// Say what is current: registry version, its inputs, and how the last run ended.
     Status(run::LedgerArgs),
-    /// Make an earlier registry version current again (recorded in the ledger).
+    /// Publish an earlier version's contents again as a new version (nothing is deleted).
     Rollback(run::RollbackArgs),
+    /// Delete files that no kept version needs (retention and keep_versions).
+    #[command(long_about = run::VACUUM_ABOUT)]
+    Vacuum(run::VacuumArgs),
     /// Load every source of a pipeline into typed Parquet in the workspace.
     #[command(long_about = ingest::LONG_ABOUT)]
     Ingest(ingest::Args),
@@ -142,7 +145,7 @@ fn init_logging(cli: &Cli) {
         _ => "trace",
     };
     let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(format!("terpadu={level},warn")));
+        .unwrap_or_else(|_| EnvFilter::new(format!("terpadu={level},deltalake_core=error,warn")));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -183,6 +186,7 @@ pub fn main() -> ExitCode {
         Command::Runs(args) => run::runs(args),
         Command::Status(args) => run::status(args),
         Command::Rollback(args) => run::rollback(args),
+        Command::Vacuum(args) => run::vacuum(args),
         Command::Link(args) => link::run_link(args),
         Command::Evaluate(args) => link::run_evaluate(args),
         Command::Explain(args) => explain::run(args),
@@ -197,7 +201,11 @@ pub fn main() -> ExitCode {
             if is_broken_pipe(&error) {
                 return ExitCode::from(EXIT_OK);
             }
-            eprintln!("terpadu: {error:#}");
+            // Messages can quote input (headers, values): control characters are escaped.
+            eprintln!(
+                "terpadu: {}",
+                crate::redact::escape_controls(&format!("{error:#}"))
+            );
             ExitCode::from(exit_code(&error))
         }
     }

@@ -65,6 +65,13 @@ pub(super) fn run(args: Args) -> Result<u8> {
             },
         ))
         .with_context(|| format!("writing the reports of pipeline '{}'", pipeline.name))?;
+    if args.unmasked {
+        crate::ops::ledger::record_unmasked(
+            &crate::workspace::Workspace::new(&pipeline.workspace),
+            "report --unmasked",
+            &dir,
+        );
+    }
     for written in &manifest.reports {
         println!(
             "{:<22} {:>9} rows  {}",
@@ -72,7 +79,7 @@ pub(super) fn run(args: Args) -> Result<u8> {
         );
     }
     println!(
-        "reports of registry version {} (reference date {}, identifiers {}) in {}",
+        "reports published as workspace version {} (reference date {}, identifiers {}) in {}",
         manifest.registry_version,
         manifest.reference_date,
         if manifest.masked {

@@ -2,12 +2,12 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 
 use super::EXIT_OK;
 use crate::config::{self, Overrides};
 use crate::ops::{self, RunOptions, ledger};
-use crate::workspace::{RegistryPointer, Workspace, WorkspaceLock, write_atomic};
+use crate::workspace::Workspace;
 
 pub(super) const LONG_ABOUT: &str = "\
 Run a pipeline end to end, as the nightly job: check that every source has arrived, skip what
@@ -22,9 +22,14 @@ run is recorded as skipped_unchanged and publishes nothing (exit 0). --force rer
 A [sources.checks] threshold (max_row_drop, max_quarantined_share) that is breached stops the
 run before publication with exit code 4; the previous version stays current.
 
+A run publishes one workspace version (staged sources, registry and reports together, as
+Delta tables under <workspace>/store/); until that last commit nothing of the run is visible,
+so a run that fails or is killed leaves the previous version current. Afterwards it vacuums
+files that no kept version needs ([store] retain_hours = 168, keep_versions = 5).
+
 Every run is a line in <workspace>/runs/ledger.jsonl: `terpadu runs`, `terpadu status`, and
-`terpadu sql` (tables runs and run_stages). A lock (<workspace>/.run-lock, pid and host) keeps
-two runs of one pipeline apart; a run killed midway is marked interrupted by the next one.
+`terpadu sql` (tables runs and run_stages). One lock (<workspace>/.lock, pid and host) keeps
+every writer apart; a run killed midway is marked interrupted by the next one.
 
 Example:
   terpadu run pipelines/sample.toml
@@ -73,7 +78,7 @@ pub struct RollbackArgs {
     #[arg(value_name = "PIPELINE", value_parser = super::pipeline_path)]
     pipeline: PathBuf,
 
-    /// The registry version to make current (see `terpadu status`).
+    /// The workspace version whose contents to publish again (a number from `terpadu status`).
     #[arg(value_name = "VERSION")]
     version: String,
 
@@ -94,7 +99,7 @@ pub(super) fn run(args: Args, progress: bool, trigger: &str) -> Result<u8> {
         trigger: trigger.to_string(),
         unmasked: args.unmasked,
         progress,
-        registry: super::link::registry_options(&pipeline, None, None, None, false, None),
+        registry: super::link::registry_options(&pipeline, None, None, None, false),
     };
     let record = ops::run_pipeline(&pipeline, &options, super::exit_code)?;
     println!("run      {} {}", record.run_id, record.status.as_str());
@@ -108,7 +113,7 @@ pub(super) fn run(args: Args, progress: bool, trigger: &str) -> Result<u8> {
         println!("  note: {note}");
     }
     if let Some(version) = &record.registry_version {
-        println!("registry version {version}");
+        println!("workspace version {version}");
     }
     Ok(EXIT_OK)
 }
@@ -164,27 +169,56 @@ pub(super) fn runs(args: LedgerArgs) -> Result<u8> {
 }
 
 pub(super) fn status(args: LedgerArgs) -> Result<u8> {
-    let workspace = workspace_of(&args.pipeline, args.workspace)?;
-    match workspace.read_registry_pointer() {
-        Some(pointer) => {
+    let pipeline = config::load_pipeline(
+        &args.pipeline,
+        &Overrides {
+            workspace: args.workspace,
+        },
+    )?;
+    let workspace = Workspace::new(&pipeline.workspace);
+    let runtime = super::runtime()?;
+    let history = runtime.block_on(workspace.store().history())?;
+    match history.last() {
+        Some(latest) => {
             println!(
-                "current registry  {} (made current {})",
-                pointer.version, pointer.published_at
+                "current version   {} ({} {}, published {})",
+                latest.version, latest.command, latest.run_id, latest.published_at
             );
-            if let Ok(meta) = crate::registry::read_meta(&workspace) {
+            if let Some(from) = latest.restored_from {
+                println!("restored from     version {from}");
+            }
+            if let Some(meta) = latest.documents.get("registry").and_then(|m| {
+                serde_json::from_value::<crate::registry::RegistryMeta>(m.clone()).ok()
+            }) {
                 println!(
-                    "built from        staged run {}; {} persons, {} families",
-                    meta.staged_run_id,
+                    "registry          {} persons, {} families (staged run {})",
                     meta.rows.get("person").copied().unwrap_or(0),
-                    meta.rows.get("family").copied().unwrap_or(0)
+                    meta.rows.get("family").copied().unwrap_or(0),
+                    meta.staged_run_id,
                 );
             }
+            println!(
+                "id counters       next person P{:09}, next family F{:09}",
+                latest.next_person_id + 1,
+                latest.next_family_id + 1
+            );
         }
-        None => println!("current registry  none published yet"),
+        None => println!("current version   none published yet"),
     }
+    let kept: Vec<u64> = pipeline
+        .retention
+        .kept(&history, chrono::Utc::now())
+        .iter()
+        .map(|v| v.version)
+        .collect();
     println!(
-        "versions kept     {}",
-        workspace.registry_versions().join(", ")
+        "versions kept     {} (retain_hours {}, keep_versions {})",
+        kept.iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join(", "),
+        pipeline.retention.retain_hours,
+        pipeline.retention.keep_versions
     );
     let runs = ledger::read(&workspace);
     let inputs = ledger::last_succeeded(&workspace)
@@ -217,41 +251,135 @@ pub(super) fn status(args: LedgerArgs) -> Result<u8> {
 }
 
 pub(super) fn rollback(args: RollbackArgs) -> Result<u8> {
-    let (name, workspace) = pipeline_and_workspace(&args.pipeline, args.workspace)?;
-    let _lock = WorkspaceLock::acquire_run(&workspace, "rollback")?;
-    let dir = workspace.registry_version_dir(&args.version);
-    if args.version.starts_with('.') || !dir.join("registry.json").exists() {
-        bail!(
-            "no complete registry version '{}' (kept: {})",
-            args.version,
-            workspace.registry_versions().join(", ")
-        );
-    }
-    let previous = workspace.read_registry_pointer().map(|p| p.version);
-    let pointer = RegistryPointer {
-        version: args.version.clone(),
-        published_at: chrono::Utc::now().to_rfc3339(),
-    };
-    let json = serde_json::to_vec_pretty(&pointer)?;
-    write_atomic(&workspace.registry_pointer_path(), &json)?;
-    let mut record = ledger::RunRecord::new(&name, "rollback", ledger::RunStatus::Succeeded);
-    record.ended_at = Some(record.started_at.clone());
+    let pipeline = config::load_pipeline(
+        &args.pipeline,
+        &Overrides {
+            workspace: args.workspace,
+        },
+    )?;
+    let workspace = Workspace::new(&pipeline.workspace);
+    let store = workspace.store();
+    let runtime = super::runtime()?;
+    let mut record =
+        ledger::RunRecord::new(&pipeline.name, "rollback", ledger::RunStatus::Succeeded);
+    let version = runtime.block_on(async {
+        let mut draft = store.begin("rollback", &record.run_id).await?;
+        let number: u64 = args.version.trim_start_matches('v').parse().map_err(|_| {
+            crate::store::StoreError::NoVersion {
+                version: crate::redact::escape_controls(&args.version),
+                workspace: workspace.root().display().to_string(),
+                known: draft
+                    .base()
+                    .map_or("none".into(), |b| format!("1..{}", b.version())),
+            }
+        })?;
+        let older = store.pin(number).await?;
+        let history = store.history().await?;
+        if !pipeline
+            .retention
+            .kept(&history, chrono::Utc::now())
+            .iter()
+            .any(|v| v.version == number)
+        {
+            return Err(crate::store::StoreError::Expired {
+                version: number,
+                retain_hours: pipeline.retention.retain_hours,
+            });
+        }
+        // The restored version must read back whole before it is published again.
+        for table in older.record().tables.keys() {
+            older.table_files(table).await?;
+        }
+        let previous = draft.base().map(|b| b.version());
+        draft.restore(&older);
+        let published = draft.commit().await?;
+        Ok::<_, crate::store::StoreError>((previous, published.record.version))
+    })?;
+    let (previous, published) = version;
+    record.ended_at = Some(chrono::Utc::now().to_rfc3339());
     if let Some(last) = ledger::last_succeeded(&workspace) {
         record.inputs = last.inputs;
         record.config_sha256 = last.config_sha256;
     }
     record.notes = vec![format!(
-        "rollback from {} to {}",
-        previous.as_deref().unwrap_or("none"),
-        args.version
+        "rollback: version {published} publishes the contents of version {} again (the current one was {})",
+        args.version.trim_start_matches('v'),
+        previous.map_or("none".to_string(), |p| p.to_string())
     )];
-    record.registry_version = Some(args.version.clone());
+    record.registry_version = Some(published.to_string());
     record.exit_code = Some(0);
     ledger::append(&workspace, &record)?;
     println!(
-        "registry version {} is current again (was {})",
-        args.version,
-        previous.as_deref().unwrap_or("none")
+        "version {published} publishes the contents of version {} (was {}); nothing was deleted",
+        args.version.trim_start_matches('v'),
+        previous.map_or("none".to_string(), |p| p.to_string())
+    );
+    Ok(EXIT_OK)
+}
+
+/// Arguments of `terpadu vacuum`.
+#[derive(Debug, clap::Args)]
+pub struct VacuumArgs {
+    /// The pipeline file (pipelines/*.toml).
+    #[arg(value_name = "PIPELINE", value_parser = super::pipeline_path)]
+    pipeline: PathBuf,
+
+    /// Keep versions published within this many hours [default: the pipeline's
+    /// store.retain_hours, else 168].
+    #[arg(long, value_name = "HOURS")]
+    retain_hours: Option<u64>,
+
+    /// Also keep this many newest versions [default: store.keep_versions, else 5].
+    #[arg(long, value_name = "N")]
+    keep_versions: Option<usize>,
+
+    /// Workspace directory (default: the pipeline's).
+    #[arg(long, value_name = "DIR")]
+    workspace: Option<PathBuf>,
+}
+
+pub(super) const VACUUM_ABOUT: &str = "\
+Delete the files that no kept version needs. A version is kept while it is younger than
+retain_hours (default 168, one week, like Delta Lake's) and when it is among the newest
+keep_versions (default 5); every table file any kept version reads stays, so a `terpadu sql`
+session pinned to a kept version keeps its answers. `terpadu run` vacuums after it publishes.
+
+Example:
+  terpadu vacuum pipelines/sample.toml
+  terpadu vacuum pipelines/sample.toml --retain-hours 24 --keep-versions 3";
+
+pub(super) fn vacuum(args: VacuumArgs) -> Result<u8> {
+    let pipeline = config::load_pipeline(
+        &args.pipeline,
+        &Overrides {
+            workspace: args.workspace,
+        },
+    )?;
+    let retention = crate::store::Retention {
+        retain_hours: args.retain_hours.unwrap_or(pipeline.retention.retain_hours),
+        keep_versions: args
+            .keep_versions
+            .unwrap_or(pipeline.retention.keep_versions)
+            .max(1),
+    };
+    let root = pipeline.workspace.clone();
+    let runtime = super::runtime()?;
+    let clock = std::time::Instant::now();
+    let summary = runtime.block_on(async {
+        let lock = crate::store::WorkspaceLock::acquire(&root, "vacuum")?;
+        crate::store::vacuum(&crate::store::Store::new(&root), retention, &lock).await
+    })?;
+    println!(
+        "kept versions {}; deleted {} table files and {} report directories in {:.2} s",
+        summary
+            .versions_kept
+            .iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join(", "),
+        summary.files_deleted,
+        summary.dirs_deleted,
+        clock.elapsed().as_secs_f64()
     );
     Ok(EXIT_OK)
 }
@@ -289,7 +417,7 @@ fn scheduled_options(pipeline: &crate::config::Pipeline) -> RunOptions {
         trigger: "schedule".into(),
         unmasked: false,
         progress: false,
-        registry: super::link::registry_options(pipeline, None, None, None, false, None),
+        registry: super::link::registry_options(pipeline, None, None, None, false),
     }
 }
 

@@ -6,17 +6,26 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 
 use super::EXIT_OK;
+use crate::catalog::{QueryLimits, ReadOnlySession};
 use crate::config::{self, Overrides};
-use crate::sql::{OutputFormat, Session, print_batches};
+use crate::sql::{OutputFormat, print_batches};
 use crate::workspace::Workspace;
 
 pub(super) const LONG_ABOUT: &str = "\
 Query a pipeline's workspace with SQL (DataFusion dialect, close to PostgreSQL).
 
 Tables: one per staged source (named after the source: dukcapil, dtks, pkh...), `quarantine`
-(unreadable rows with reasons) and `ingest_sources` (counts of the last ingest). Functions:
-nik_clean, nik_status, nik_birth_date, nik_sex, nik_district, normalize_name, mask_id,
-region_name. Use `SHOW TABLES` and `DESCRIBE pkh` to explore.
+(unreadable rows with reasons), `ingest_sources` (counts of the last ingest), the registry
+(person, family, record_link, program_membership, registry_changes, match_pairs), the reports
+(report_<name>) and the run ledger (runs, run_stages). Functions: nik_clean, nik_status,
+nik_birth_date, nik_sex, nik_district, normalize_name, mask_id, region_name. Use `SHOW
+TABLES` and `DESCRIBE pkh` to explore.
+
+The session pins one workspace version when it starts (the latest, or --version N) and
+answers from it for as long as it lives, whatever runs publish meanwhile. It is read-only:
+INSERT, DELETE, UPDATE, COPY, CREATE, DROP and SET are refused, and so are file paths in FROM.
+A statement may use --memory-limit-mb of memory (default 4096) and run --timeout-seconds
+(default 300).
 
 Without a query, opens an interactive prompt with history: end statements with ';',
 \\d lists tables, \\d NAME describes one, \\f csv|json|table switches the output, \\q quits.
@@ -41,9 +50,17 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
     format: OutputFormat,
 
-    /// Query this registry version instead of the current one (see `terpadu status`).
+    /// Query this workspace version instead of the latest (a number; see `terpadu status`).
     #[arg(long, value_name = "VERSION")]
     version: Option<String>,
+
+    /// Memory one statement may use, in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 4096)]
+    memory_limit_mb: usize,
+
+    /// Seconds after which a statement is stopped.
+    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+    timeout_seconds: u64,
 
     /// Workspace directory (default: the pipeline's).
     #[arg(long, value_name = "DIR")]
@@ -60,7 +77,11 @@ pub(super) fn run(args: Args) -> Result<u8> {
     let runtime = super::runtime()?;
     runtime.block_on(async {
         let workspace = Workspace::new(&pipeline.workspace);
-        let session = Session::open_version(&workspace, args.version.as_deref()).await?;
+        let limits = QueryLimits {
+            memory_bytes: args.memory_limit_mb << 20,
+            timeout: std::time::Duration::from_secs(args.timeout_seconds),
+        };
+        let session = ReadOnlySession::open(&workspace, args.version.as_deref(), limits).await?;
         match &args.query {
             Some(query) => {
                 let batches = session.query(query).await?;
@@ -74,16 +95,21 @@ pub(super) fn run(args: Args) -> Result<u8> {
     })
 }
 
-async fn repl(session: &Session, workspace: &Workspace, mut format: OutputFormat) -> Result<u8> {
+async fn repl(
+    session: &ReadOnlySession,
+    workspace: &Workspace,
+    mut format: OutputFormat,
+) -> Result<u8> {
     let interactive = std::io::stdin().is_terminal();
     let mut editor = rustyline::DefaultEditor::new().context("opening the prompt")?;
     let history = workspace.root().join(".sql_history");
     let _ = editor.load_history(&history);
     if interactive {
         println!(
-            "terpadu sql on {} ({} tables). End statements with ';'. \\d lists tables, \\q quits.",
+            "terpadu sql on {}, version {} ({} tables, read-only). End statements with ';'. \\d lists tables, \\q quits.",
             workspace.root().display(),
-            session.tables.len()
+            session.version(),
+            session.tables().len()
         );
     }
     let mut buffer = String::new();
@@ -109,7 +135,7 @@ async fn repl(session: &Session, workspace: &Workspace, mut format: OutputFormat
             match (words.next(), words.next()) {
                 (Some("\\q"), _) => break,
                 (Some("\\d"), None) => {
-                    for table in &session.tables {
+                    for table in session.tables() {
                         println!("  {:<16} {}", table.name, table.description);
                     }
                 }
@@ -144,7 +170,7 @@ async fn repl(session: &Session, workspace: &Workspace, mut format: OutputFormat
     Ok(EXIT_OK)
 }
 
-async fn run_statement(session: &Session, sql: &str, format: OutputFormat) {
+async fn run_statement(session: &ReadOnlySession, sql: &str, format: OutputFormat) {
     let clock = std::time::Instant::now();
     match session.query(sql).await {
         Ok(batches) => {

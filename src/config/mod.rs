@@ -254,6 +254,29 @@ pub fn load_pipeline(path: &Path, overrides: &Overrides) -> Result<Pipeline, Con
         .clone()
         .unwrap_or_default()
         .validate(path, &mut problems);
+    let store = raw.store.clone().unwrap_or_default();
+    let defaults = crate::store::Retention::default();
+    let retention = crate::store::Retention {
+        retain_hours: store.retain_hours.unwrap_or(defaults.retain_hours),
+        keep_versions: store
+            .keep_versions
+            .or(linkage.keep_versions)
+            .unwrap_or(defaults.keep_versions),
+    };
+    if store.keep_versions == Some(0) {
+        problems.push(Diagnostic::new(
+            path,
+            "store.keep_versions",
+            "must be at least 1 (the latest version)",
+        ));
+    }
+    if store.retain_hours.is_some_and(|h| h > 24 * 365 * 10) {
+        problems.push(Diagnostic::new(
+            path,
+            "store.retain_hours",
+            "more than ten years; vacuum would never free space (168, one week, is the default)",
+        ));
+    }
     let source_codes: Vec<(usize, String)> = raw
         .sources
         .iter()
@@ -316,6 +339,7 @@ pub fn load_pipeline(path: &Path, overrides: &Overrides) -> Result<Pipeline, Con
         province: raw.province,
         sources,
         linkage,
+        retention,
         catalogue,
         schedule,
     })

@@ -45,6 +45,8 @@ pub struct RawPipeline {
     pub sources: Vec<RawSource>,
     /// Linkage settings (blocking rules, comparisons, thresholds); defaults when absent.
     pub linkage: Option<super::linkage::RawLinkage>,
+    /// How long published versions are kept (`[store]`).
+    pub store: Option<RawStore>,
     /// The program catalogue.
     #[serde(default)]
     pub programs: Vec<super::programs::RawProgram>,
@@ -267,6 +269,22 @@ impl ProgramUnit {
     }
 }
 
+/// `[store]` as written: how long published workspace versions stay readable.
+///
+/// ```toml
+/// [store]
+/// retain_hours = 168   # every version published in the last 7 days stays readable
+/// keep_versions = 5    # and the 5 newest, however old
+/// ```
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStore {
+    /// Hours a published version stays readable (default 168, Delta's default).
+    pub retain_hours: Option<u64>,
+    /// Newest versions kept beyond the retention period (default 5).
+    pub keep_versions: Option<usize>,
+}
+
 /// A checked pipeline.
 #[derive(Debug, Clone)]
 pub struct Pipeline {
@@ -284,6 +302,8 @@ pub struct Pipeline {
     pub sources: Vec<Source>,
     /// Linkage settings.
     pub linkage: super::linkage::Linkage,
+    /// Retention of published versions.
+    pub retention: crate::store::Retention,
     /// Programs, exclusivity rules and report settings.
     pub catalogue: super::programs::Catalogue,
     /// When `terpadu schedule` runs it.

@@ -30,7 +30,8 @@ use sha2::{Digest, Sha256};
 
 use crate::config::{Pipeline, Source, SourceFormat};
 use crate::normalize::QualityFlag;
-use crate::workspace::{LockError, Workspace, WorkspaceLock};
+use crate::store::{Draft, StoreError};
+use crate::workspace::Workspace;
 use mapping::ColumnPlan;
 use sink::Sink;
 
@@ -141,9 +142,9 @@ pub enum IngestError {
         /// Rows quarantined.
         quarantined: u64,
     },
-    /// Another run holds the workspace.
+    /// The store failed (locked, damaged, or cannot be written).
     #[error(transparent)]
-    Locked(#[from] LockError),
+    Store(#[from] StoreError),
     /// A bug in terpadu.
     #[error("internal error: {0}; this is a bug in terpadu, please report it")]
     Internal(String),
@@ -268,10 +269,10 @@ pub struct SourceManifest {
     pub quality_flags: BTreeMap<String, u64>,
     /// Staged rows per NIK status.
     pub nik_status: BTreeMap<String, u64>,
-    /// Staged Parquet file, relative to the workspace.
-    pub staged_file: String,
-    /// Quarantine Parquet file, relative to the workspace.
-    pub quarantine_file: String,
+    /// The staged Delta table (`staged/<source>`, under `store/`).
+    pub staged_table: String,
+    /// The quarantine Delta table (`quarantine/<source>`).
+    pub quarantine_table: String,
     /// Wall time in seconds.
     pub seconds: f64,
 }
@@ -331,10 +332,9 @@ pub struct IngestOptions {
 /// The pipeline's sanity thresholds against what was just staged and the previous version.
 fn sanity_checks(
     pipeline: &Pipeline,
-    workspace: &Workspace,
+    previous: Option<&IngestManifest>,
     staged: &[SourceManifest],
 ) -> Result<(), IngestError> {
-    let previous = workspace.read_manifest();
     for entry in staged {
         let Some(source) = pipeline.sources.iter().find(|s| s.name == entry.name) else {
             continue;
@@ -355,9 +355,7 @@ fn sanity_checks(
                 });
             }
         }
-        let before = previous
-            .as_ref()
-            .and_then(|m| m.sources.iter().find(|s| s.name == entry.name));
+        let before = previous.and_then(|m| m.sources.iter().find(|s| s.name == entry.name));
         if let (Some(max), Some(before)) = (checks.max_row_drop, before)
             && before.rows_read > 0
         {
@@ -477,44 +475,74 @@ fn config_delimiter(delimiter: &str) -> u8 {
     crate::config::pipeline::delimiter_byte(delimiter).unwrap_or(b',')
 }
 
-/// Ingests the pipeline's sources into its workspace.
+/// Ingests the pipeline's sources and publishes them as one workspace version.
 pub fn ingest(pipeline: &Pipeline, options: &IngestOptions) -> Result<IngestManifest, IngestError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| IngestError::Internal(format!("starting the runtime: {e}")))?;
+    runtime.block_on(async {
+        let workspace = Workspace::new(&pipeline.workspace);
+        let run_id = crate::workspace::new_run_id(chrono::Utc::now());
+        let mut draft = workspace.store().begin("ingest", &run_id).await?;
+        let manifest = stage(&mut draft, pipeline, options).await?;
+        draft.commit().await?;
+        Ok(manifest)
+    })
+}
+
+/// Stages the pipeline's sources into `draft`: each source's rows and quarantine become
+/// Delta commits of `staged/<source>` and `quarantine/<source>`, and the staged manifest
+/// (merged with the sources this run did not touch) the draft's `staged` document. Nothing
+/// is visible until the draft is committed.
+pub async fn stage(
+    draft: &mut Draft,
+    pipeline: &Pipeline,
+    options: &IngestOptions,
+) -> Result<IngestManifest, IngestError> {
     let started = chrono::Utc::now();
     let clock = Instant::now();
-    let workspace = Workspace::new(&pipeline.workspace);
-    let _lock = WorkspaceLock::acquire(&workspace, "ingest")?;
-    // Scratch of a run that died: under the lock, nobody else owns it.
-    if let Ok(entries) = std::fs::read_dir(workspace.staged_dir()) {
-        for entry in entries.flatten() {
-            if entry.file_name().to_string_lossy().starts_with(".tmp-") {
-                tracing::warn!(dir = %entry.path().display(), "Removing the scratch of an interrupted ingest.");
-                let _ = std::fs::remove_dir_all(entry.path());
-            }
-        }
+    let run_id = draft.snapshot().record().run_id.clone();
+    let previous: Option<IngestManifest> = draft.snapshot().document("staged");
+    let mut paths = BTreeMap::new();
+    for source in pipeline
+        .sources
+        .iter()
+        .filter(|s| options.only.is_empty() || options.only.contains(&s.name))
+    {
+        let staged = draft.new_file(&format!("staged/{}", source.name))?;
+        let quarantine = draft.new_file(&format!("quarantine/{}", source.name))?;
+        paths.insert(source.name.clone(), (staged, quarantine));
     }
-    let run_id = crate::workspace::new_run_id(started);
-    let tmp = workspace.staging_tmp(&run_id);
-    std::fs::create_dir_all(&tmp).map_err(|e| IngestError::write(&tmp, e))?;
-    let result = ingest_into(pipeline, options, &tmp, &run_id);
-    let sources = match result {
+    let remove_files = |paths: &BTreeMap<String, (PathBuf, PathBuf)>| {
+        // Best effort: no version refers to them; vacuum removes what is left.
+        for (staged, quarantine) in paths.values() {
+            let _ = std::fs::remove_file(staged);
+            let _ = std::fs::remove_file(quarantine);
+        }
+    };
+    let sources = match ingest_into(pipeline, options, &paths)
+        .and_then(|sources| sanity_checks(pipeline, previous.as_ref(), &sources).map(|()| sources))
+    {
         Ok(sources) => sources,
         Err(e) => {
-            // Best effort: the previous staged data was never touched.
-            let _ = std::fs::remove_dir_all(&tmp);
+            remove_files(&paths);
             return Err(e);
         }
     };
-    if let Err(e) = sanity_checks(pipeline, &workspace, &sources) {
-        let _ = std::fs::remove_dir_all(&tmp);
-        return Err(e);
+    for entry in &sources {
+        let Some((staged, quarantine)) = paths.get(&entry.name) else {
+            continue;
+        };
+        draft
+            .commit_files(&entry.staged_table, std::slice::from_ref(staged))
+            .await?;
+        draft
+            .commit_files(&entry.quarantine_table, std::slice::from_ref(quarantine))
+            .await?;
     }
-    // Publish in two steps: one rename makes the run's files a generation directory (not yet
-    // current), then the manifest (written atomically) switches readers to it. A crash in
-    // between leaves an unreferenced directory and the previous manifest current.
-    let generation = workspace.generation_dir(&run_id);
-    std::fs::rename(&tmp, &generation).map_err(|e| IngestError::write(&generation, e))?;
-    let manifest = IngestManifest {
-        run_id: run_id.clone(),
+    let mut manifest = IngestManifest {
+        run_id,
         pipeline: pipeline.name.clone(),
         pipeline_file: pipeline.file.display().to_string(),
         terpadu_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -525,24 +553,37 @@ pub fn ingest(pipeline: &Pipeline, options: &IngestOptions) -> Result<IngestMani
         peak_rss_bytes: crate::metrics::peak_rss_bytes(),
         sources,
     };
-    workspace
-        .write_manifest(&manifest)
-        .map_err(|e| IngestError::write(workspace.root(), e))?;
-    if let Err(e) = workspace.remove_unreferenced_generations() {
-        tracing::warn!(error = %e, "Could not remove old staged generations.");
+    let this_run = manifest.clone();
+    if let Some(previous) = previous {
+        for old in previous.sources {
+            if !manifest.sources.iter().any(|s| s.name == old.name) {
+                manifest.sources.push(old);
+            }
+        }
     }
-    Ok(manifest)
+    draft.set_document("staged", &manifest);
+    Ok(this_run)
+}
+
+/// Drops `sources` (removed from the pipeline) from the draft: their tables leave the
+/// version and the staged manifest forgets them.
+pub fn forget_sources(draft: &mut Draft, sources: &[String]) {
+    let Some(mut manifest) = draft.snapshot().document::<IngestManifest>("staged") else {
+        return;
+    };
+    manifest.sources.retain(|s| !sources.contains(&s.name));
+    for source in sources {
+        draft.drop_table(&format!("staged/{source}"));
+        draft.drop_table(&format!("quarantine/{source}"));
+    }
+    draft.set_document("staged", &manifest);
 }
 
 fn ingest_into(
     pipeline: &Pipeline,
     options: &IngestOptions,
-    tmp: &Path,
-    run_id: &str,
+    paths: &BTreeMap<String, (PathBuf, PathBuf)>,
 ) -> Result<Vec<SourceManifest>, IngestError> {
-    for dir in [tmp.to_path_buf(), tmp.join("quarantine")] {
-        std::fs::create_dir_all(&dir).map_err(|e| IngestError::write(&dir, e))?;
-    }
     let selected: Vec<&Source> = pipeline
         .sources
         .iter()
@@ -583,8 +624,20 @@ fn ingest_into(
                     let bar = bars.add(ProgressBar::new(total));
                     bar.set_style(style.clone());
                     bar.set_prefix(source.name.clone());
-                    let result =
-                        ingest_source(pipeline, source, files, options, tmp, run_id, bar.clone());
+                    let result = match paths.get(&source.name) {
+                        Some((staged, quarantine)) => ingest_source(
+                            pipeline,
+                            source,
+                            files,
+                            options,
+                            (staged, quarantine),
+                            bar.clone(),
+                        ),
+                        None => Err(IngestError::Internal(format!(
+                            "no table files for source {}",
+                            source.name
+                        ))),
+                    };
                     bar.finish_with_message(match &result {
                         Ok(m) => {
                             format!("{} rows, {} quarantined", m.rows_staged, m.rows_quarantined)
@@ -610,8 +663,7 @@ fn ingest_source(
     source: &Source,
     files: &[PathBuf],
     options: &IngestOptions,
-    tmp: &Path,
-    run_id: &str,
+    (staged_path, quarantine_path): (&Path, &Path),
     bar: ProgressBar,
 ) -> Result<SourceManifest, IngestError> {
     let clock = Instant::now();
@@ -623,10 +675,7 @@ fn ingest_source(
         pipeline.province.clone(),
         options.today,
     );
-    let staged_name = format!("{}.parquet", source.name);
-    let staged_tmp = tmp.join(&staged_name);
-    let quarantine_tmp = tmp.join("quarantine").join(&staged_name);
-    let mut sink = Sink::create(&mut plan, &staged_tmp, &quarantine_tmp, bar)?;
+    let mut sink = Sink::create(&mut plan, staged_path, quarantine_path, bar)?;
     let mut inputs = Vec::new();
     for file in files {
         sink.set_file(&file.display().to_string())?;
@@ -684,8 +733,8 @@ fn ingest_source(
             .iter()
             .map(|(k, v)| (k.to_string(), *v))
             .collect(),
-        staged_file: format!("staged/{run_id}/{staged_name}"),
-        quarantine_file: format!("staged/{run_id}/quarantine/{staged_name}"),
+        staged_table: format!("staged/{}", source.name),
+        quarantine_table: format!("quarantine/{}", source.name),
         seconds: clock.elapsed().as_secs_f64(),
     };
     // On a terminal the progress bars say this; log lines would tear them.

@@ -10,8 +10,6 @@ use arrow::array::{StringArray, StringBuilder, UInt64Array};
 use arrow::record_batch::RecordBatch;
 use indicatif::ProgressBar;
 use parquet::arrow::ArrowWriter;
-use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::properties::WriterProperties;
 
 use super::IngestError;
 use super::canonical::quarantine_schema;
@@ -52,15 +50,6 @@ impl QuarantineCode {
     }
 }
 
-/// Parquet writer settings for staged and quarantine files.
-pub fn writer_properties() -> WriterProperties {
-    WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::default()))
-        .set_max_row_group_row_count(Some(128 * 1024))
-        .set_created_by(format!("terpadu {}", env!("CARGO_PKG_VERSION")))
-        .build()
-}
-
 /// Counts of one source.
 #[derive(Debug, Clone, Default)]
 pub struct SinkCounts {
@@ -87,6 +76,7 @@ pub struct Sink<'a> {
     numeric: Vec<u64>,
     identity_slots: Vec<usize>,
     staged: ArrowWriter<File>,
+    staged_schema: arrow::datatypes::SchemaRef,
     staged_path: PathBuf,
     quarantine: QuarantineWriter,
     /// Counts so far.
@@ -104,8 +94,14 @@ impl<'a> Sink<'a> {
         progress: ProgressBar,
     ) -> Result<Self, IngestError> {
         let file = File::create(staged_path).map_err(|e| IngestError::write(staged_path, e))?;
-        let staged = ArrowWriter::try_new(file, plan.schema(), Some(writer_properties()))
-            .map_err(|e| IngestError::write(staged_path, e))?;
+        // Delta has no unsigned types: the file is written in the table's own types.
+        let staged_schema = crate::store::delta_schema(&plan.schema());
+        let staged = ArrowWriter::try_new(
+            file,
+            staged_schema.clone(),
+            Some(crate::store::writer_properties()),
+        )
+        .map_err(|e| IngestError::write(staged_path, e))?;
         let quarantine = QuarantineWriter::create(quarantine_path, plan.source.clone())?;
         let width = plan.columns.len();
         let identity_slots = plan.identity_slots();
@@ -117,6 +113,7 @@ impl<'a> Sink<'a> {
             numeric: Vec::with_capacity(BATCH_ROWS),
             identity_slots,
             staged,
+            staged_schema,
             staged_path: staged_path.to_path_buf(),
             quarantine,
             counts: SinkCounts::default(),
@@ -228,6 +225,8 @@ impl<'a> Sink<'a> {
             .map_err(|e| IngestError::Internal(format!("building staged batch: {e}")))?;
         self.counts.rows_staged += batch.num_rows() as u64;
         self.counts.stage.merge(&counts);
+        let batch = crate::store::to_delta(&batch, &self.staged_schema)
+            .map_err(|e| IngestError::Internal(format!("building staged batch: {e}")))?;
         self.staged
             .write(&batch)
             .map_err(|e| IngestError::write(&self.staged_path, e))?;
@@ -253,6 +252,7 @@ struct QuarantineWriter {
     file: Arc<str>,
     path: PathBuf,
     writer: ArrowWriter<File>,
+    schema: arrow::datatypes::SchemaRef,
     rows: Vec<u64>,
     codes: StringBuilder,
     reasons: StringBuilder,
@@ -263,13 +263,19 @@ struct QuarantineWriter {
 impl QuarantineWriter {
     fn create(path: &Path, source: String) -> Result<Self, IngestError> {
         let file = File::create(path).map_err(|e| IngestError::write(path, e))?;
-        let writer = ArrowWriter::try_new(file, quarantine_schema(), Some(writer_properties()))
-            .map_err(|e| IngestError::write(path, e))?;
+        let schema = crate::store::delta_schema(&quarantine_schema());
+        let writer = ArrowWriter::try_new(
+            file,
+            schema.clone(),
+            Some(crate::store::writer_properties()),
+        )
+        .map_err(|e| IngestError::write(path, e))?;
         Ok(QuarantineWriter {
             source,
             file: Arc::from(""),
             path: path.to_path_buf(),
             writer,
+            schema,
             rows: Vec::new(),
             codes: StringBuilder::new(),
             reasons: StringBuilder::new(),
@@ -313,6 +319,7 @@ impl QuarantineWriter {
                 Arc::new(self.raws.finish()),
             ],
         )
+        .and_then(|b| crate::store::to_delta(&b, &self.schema))
         .map_err(|e| IngestError::Internal(format!("building quarantine batch: {e}")))?;
         self.writer
             .write(&batch)

@@ -187,6 +187,8 @@ pub fn check_caps(counts: &[RuleCount], cap: u64) -> Result<(), BlockingError> {
     match counts.iter().find(|c| c.pairs > cap) {
         Some(c) => {
             let (largest, largest_size) = c.largest.first().cloned().unwrap_or_default();
+            // Error messages reach logs and the run ledger: the key is shown masked.
+            let largest = crate::redact::mask_key(&largest);
             Err(BlockingError::RuleExplodes {
                 rule: c.rule.clone(),
                 pairs: c.pairs,

@@ -320,7 +320,8 @@ pub async fn load_records(
         .iter()
         .map(|s| {
             format!(
-                "SELECT '{name}' AS source, '{role}' AS role, source_row, {columns}, \
+                "SELECT '{name}' AS source, '{role}' AS role, \
+                 arrow_cast(source_row, 'UInt64') AS source_row, {columns}, \
                  concat_ws(chr(31), source, {fingerprint}) AS record_text FROM \"{name}\"",
                 name = s.name,
                 role = s.role,
@@ -473,7 +474,13 @@ pub async fn link_records(
     };
     let counts: Vec<RuleCount> = blocking::count_pairs(ctx, "records", &rules, 3).await?;
     for count in &counts {
-        tracing::info!(rule = %count.rule, pairs = count.pairs, blocks = count.blocks, largest = ?count.largest.first(), "Blocking rule.");
+        // The largest block's key is personal data (a NIK, a name with a birth date): only
+        // its masked form and size reach the log.
+        let largest = count
+            .largest
+            .first()
+            .map(|(key, size)| format!("{} ({size} records)", crate::redact::mask_key(key)));
+        tracing::info!(rule = %count.rule, pairs = count.pairs, blocks = count.blocks, largest = largest.as_deref().unwrap_or("-"), "Blocking rule.");
     }
     blocking::check_caps(&counts, options.max_pairs_per_rule)?;
     let mut pairs = blocking::candidate_pairs(ctx, "records", "rid", &rules)

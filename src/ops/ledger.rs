@@ -96,7 +96,7 @@ pub struct RunRecord {
     /// Sources that kept their previous staged version, and why.
     #[serde(default)]
     pub notes: Vec<String>,
-    /// The registry version published.
+    /// The workspace version published (or, when skipped, the one that stayed current).
     pub registry_version: Option<String>,
     /// The error, when failed.
     pub error: Option<String>,
@@ -116,7 +116,7 @@ impl RunRecord {
             pipeline: pipeline.to_string(),
             trigger: trigger.to_string(),
             pid: std::process::id(),
-            host: crate::workspace::host_name(),
+            host: crate::store::host_name(),
             started_at: now.to_rfc3339(),
             ended_at: None,
             status,
@@ -178,7 +178,7 @@ pub fn read(workspace: &Workspace) -> Vec<RunRecord> {
 
 /// Marks runs left `running` by processes that are gone as `interrupted`; returns them.
 pub fn mark_interrupted(workspace: &Workspace) -> std::io::Result<Vec<String>> {
-    let host = crate::workspace::host_name();
+    let host = crate::store::host_name();
     let mut marked = Vec::new();
     for mut run in read(workspace) {
         let alive =
@@ -193,6 +193,89 @@ pub fn mark_interrupted(workspace: &Workspace) -> std::io::Result<Vec<String>> {
         }
     }
     Ok(marked)
+}
+
+/// One deliberate access to unmasked personal data (`--unmasked` reports and explains), a
+/// line of `runs/access.jsonl`: who, when, what, and where the output went.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessRecord {
+    /// When (RFC 3339, UTC).
+    pub at: String,
+    /// The command (`report --unmasked`).
+    pub command: String,
+    /// The operating-system user.
+    pub os_user: String,
+    /// Host name.
+    pub host: String,
+    /// Process id.
+    pub pid: u32,
+    /// Where the unmasked output went (a directory, a file, or `stdout`).
+    pub output: String,
+}
+
+/// The access log file.
+pub fn access_path(workspace: &Workspace) -> PathBuf {
+    workspace.root().join("runs").join("access.jsonl")
+}
+
+/// The operating-system user running this process.
+pub fn os_user() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .ok()
+        .filter(|u| !u.is_empty())
+        .or_else(|| {
+            let status = std::fs::read_to_string("/proc/self/status").ok()?;
+            let uid = status.lines().find(|l| l.starts_with("Uid:"))?;
+            Some(format!("uid {}", uid.split_whitespace().nth(1)?))
+        })
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Records an unmasked access. A failure to record is logged as an error (the output was
+/// already written; the operator must know the record is missing).
+pub fn record_unmasked(workspace: &Workspace, command: &str, output: &std::path::Path) {
+    let record = AccessRecord {
+        at: chrono::Utc::now().to_rfc3339(),
+        command: command.to_string(),
+        os_user: os_user(),
+        host: crate::store::host_name(),
+        pid: std::process::id(),
+        output: output.display().to_string(),
+    };
+    let path = access_path(workspace);
+    let written = (|| -> std::io::Result<()> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let mut line = serde_json::to_vec(&record).map_err(std::io::Error::other)?;
+        line.push(b'\n');
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)?;
+        file.write_all(&line)?;
+        file.sync_all()
+    })();
+    match written {
+        Ok(()) => {
+            tracing::warn!(command, user = %record.os_user, output = %record.output, "Unmasked personal data written; recorded in the access log.")
+        }
+        Err(e) => {
+            tracing::error!(path = %path.display(), error = %e, "Could not record an unmasked access.")
+        }
+    }
+}
+
+/// Every recorded unmasked access, oldest first.
+pub fn read_access(workspace: &Workspace) -> Vec<AccessRecord> {
+    std::fs::read_to_string(access_path(workspace))
+        .map(|text| {
+            text.lines()
+                .filter_map(|l| serde_json::from_str(l).ok())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// The last run that succeeded.

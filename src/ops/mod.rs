@@ -1,11 +1,11 @@
 //! Nightly operations: one run of a pipeline end to end, recorded in the run ledger.
 //!
-//! [`run_pipeline`] takes the pipeline's run lock, marks runs that died as interrupted, checks
-//! that every source has arrived ([`arrival`]), skips sources whose inputs are byte-identical
-//! to the last successful run (and the whole run when nothing changed), then ingests, links and
-//! reports. Each stage publishes atomically, so a failure at any point leaves the previous
-//! staged data, registry and reports current. Every outcome is a line in the ledger
-//! ([`ledger`]).
+//! [`run_pipeline`] opens the next workspace version (a [`Draft`], which takes the workspace
+//! lock), marks runs that died as interrupted, checks that every source has arrived
+//! ([`arrival`]), skips sources whose inputs are byte-identical to the last successful run
+//! (and the whole run when nothing changed), then ingests, links and reports into the draft,
+//! commits it as one version and vacuums what no kept version needs. A failure at any point
+//! leaves the previous version current. Every outcome is a line in the ledger ([`ledger`]).
 
 pub mod arrival;
 pub mod ledger;
@@ -17,10 +17,11 @@ use sha2::{Digest, Sha256};
 use ledger::{InputRecord, RunRecord, RunStatus, StageRecord};
 
 use crate::config::Pipeline;
-use crate::ingest::{self, IngestOptions};
-use crate::registry::{self, RegistryOptions};
+use crate::ingest::{self, IngestManifest, IngestOptions};
+use crate::registry::{self, RegistryMeta, RegistryOptions};
 use crate::report::{self, ReportOptions};
-use crate::workspace::{Workspace, WorkspaceLock};
+use crate::store::Draft;
+use crate::workspace::Workspace;
 
 /// Why a run did not start its work.
 #[derive(Debug, thiserror::Error)]
@@ -61,13 +62,16 @@ pub fn run_pipeline(
     exit_code: fn(&anyhow::Error) -> u8,
 ) -> anyhow::Result<RunRecord> {
     let workspace = Workspace::new(&pipeline.workspace);
-    let _lock = WorkspaceLock::acquire_run(&workspace, "run")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let mut record = RunRecord::new(&pipeline.name, &options.trigger, RunStatus::Running);
+    let draft = runtime.block_on(workspace.store().begin("run", &record.run_id))?;
     for run in ledger::mark_interrupted(&workspace)? {
         tracing::warn!(run_id = %run, "An earlier run was interrupted; marked so in the ledger.");
     }
-    let mut record = RunRecord::new(&pipeline.name, &options.trigger, RunStatus::Running);
     ledger::append(&workspace, &record)?;
-    let result = stages(pipeline, options, &workspace, &mut record);
+    let result = stages(pipeline, options, &runtime, draft, &mut record);
     record.ended_at = Some(chrono::Utc::now().to_rfc3339());
     match result {
         Ok(status) => {
@@ -78,7 +82,8 @@ pub fn run_pipeline(
         }
         Err(error) => {
             record.status = RunStatus::Failed;
-            record.error = Some(format!("{error:#}"));
+            // Errors can quote input (a block key, a value): identifiers are masked.
+            record.error = Some(crate::redact::mask_identifiers(&format!("{error:#}")));
             record.exit_code = Some(exit_code(&error));
             if let Err(e) = ledger::append(&workspace, &record) {
                 tracing::error!(error = %e, "Could not record the failed run in the ledger.");
@@ -122,9 +127,11 @@ fn stage(name: &str, clock: Instant, rows_in: u64, rows_out: u64) -> StageRecord
 fn stages(
     pipeline: &Pipeline,
     options: &RunOptions,
-    workspace: &Workspace,
+    runtime: &tokio::runtime::Runtime,
+    mut draft: Draft,
     record: &mut RunRecord,
 ) -> anyhow::Result<RunStatus> {
+    let workspace = Workspace::new(&pipeline.workspace);
     // Arrival.
     let mut not_ready = Vec::new();
     let mut ready = Vec::new();
@@ -144,13 +151,14 @@ fn stages(
         return Err(RunError::NotReady(not_ready).into());
     }
 
-    // Change detection against what is staged now: a source is re-staged unless its staged
-    // file exists and came from byte-identical inputs. A changed pipeline, layout or terpadu
-    // version re-stages everything; sources removed from the pipeline force a rebuild.
+    // Change detection against what the latest version stages: a source is re-staged unless
+    // its table exists and came from byte-identical inputs. A changed pipeline, layout or
+    // terpadu version re-stages everything; sources removed from the pipeline force a rebuild.
     record.config_sha256 = Some(config_fingerprint(pipeline));
-    let config_changed = ledger::last_succeeded(workspace)
+    let config_changed = ledger::last_succeeded(&workspace)
         .is_none_or(|run| run.config_sha256 != record.config_sha256);
-    let staged = workspace.read_manifest();
+    let base = draft.snapshot();
+    let staged: Option<IngestManifest> = base.document("staged");
     let mut changed = Vec::new();
     for readiness in &ready {
         let inputs = arrival::fingerprint(&readiness.source, &readiness.files).map_err(|e| {
@@ -174,7 +182,7 @@ fn stages(
                 .collect();
             before.sort_unstable();
             now.sort_unstable();
-            before == now && workspace.root().join(&entry.staged_file).exists()
+            before == now && base.has_table(&entry.staged_table)
         });
         if options.force || config_changed || !same {
             changed.push(readiness.source.clone());
@@ -208,36 +216,34 @@ fn stages(
         })
         .unwrap_or_default();
     if !removed.is_empty() {
-        workspace.forget_sources(&removed)?;
+        ingest::forget_sources(&mut draft, &removed);
         record.notes.push(format!(
             "no longer in the pipeline, removed from the staged data: {}",
             removed.join(", ")
         ));
     }
-    let registry_exists = workspace.read_registry_pointer().is_some();
+    let registry_exists = base.document::<RegistryMeta>("registry").is_some();
     let reports_current =
-        report::current_manifest(workspace).is_some_and(|m| m.masked != options.unmasked);
+        report::of_version(&base).is_some_and(|(m, _)| m.masked != options.unmasked);
     if changed.is_empty() && removed.is_empty() && registry_exists {
         if reports_current {
             tracing::info!("No input changed since the last successful run; nothing to do.");
-            record.registry_version = workspace.read_registry_pointer().map(|p| p.version);
+            record.registry_version = Some(base.version().to_string());
             return Ok(RunStatus::SkippedUnchanged);
         }
         // Only the reports are missing (or masked differently): write them.
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()?;
         record
             .stages
-            .push(report_stage(&runtime, pipeline, options, 0)?);
-        record.registry_version = workspace.read_registry_pointer().map(|p| p.version);
+            .push(report_stage(runtime, &mut draft, pipeline, options, 0)?);
+        publish(runtime, draft, pipeline, record)?;
         return Ok(RunStatus::Succeeded);
     }
 
     // Ingest what changed.
     if !changed.is_empty() {
         let clock = Instant::now();
-        let manifest = ingest::ingest(
+        let manifest = runtime.block_on(ingest::stage(
+            &mut draft,
             pipeline,
             &IngestOptions {
                 only: changed.clone(),
@@ -245,7 +251,7 @@ fn stages(
                 progress: options.progress,
                 threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
             },
-        )?;
+        ))?;
         let (read, staged, _, _) = manifest.totals();
         record.stages.push(stage("ingest", clock, read, staged));
         let unchanged: Vec<&str> = ready
@@ -261,43 +267,75 @@ fn stages(
         }
     }
 
-    // Link and publish the registry.
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    // Link and build the registry.
     let clock = Instant::now();
-    let built = runtime.block_on(registry::build(pipeline, &options.registry))?;
+    let built = runtime.block_on(registry::build_in(&mut draft, &options.registry))?;
     record.stages.push(stage(
         "link",
         clock,
         built.link.records as u64,
         built.meta.rows.get("person").copied().unwrap_or(0) as u64,
     ));
-    record.registry_version = Some(built.meta.version.clone());
 
     record.stages.push(report_stage(
-        &runtime,
+        runtime,
+        &mut draft,
         pipeline,
         options,
         built.link.records as u64,
     )?);
+    publish(runtime, draft, pipeline, record)?;
     Ok(RunStatus::Succeeded)
+}
+
+/// Commits the run's version, then vacuums what no kept version needs (a vacuum that fails
+/// is noted, not fatal: the version is published).
+fn publish(
+    runtime: &tokio::runtime::Runtime,
+    draft: Draft,
+    pipeline: &Pipeline,
+    record: &mut RunRecord,
+) -> anyhow::Result<()> {
+    let store = draft.store().clone();
+    let published = runtime.block_on(draft.commit())?;
+    record.registry_version = Some(published.record.version.to_string());
+    match runtime.block_on(crate::store::vacuum(
+        &store,
+        pipeline.retention,
+        &published.lock,
+    )) {
+        Ok(summary) => tracing::info!(
+            files_deleted = summary.files_deleted,
+            versions_kept = summary.versions_kept.len(),
+            "Vacuumed."
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, "Vacuum failed; the run's version is published.");
+            record.notes.push(format!("vacuum failed: {e}"));
+        }
+    }
+    Ok(())
 }
 
 /// Writes the reports; `rows_in` is what the stage read (the linked records).
 fn report_stage(
     runtime: &tokio::runtime::Runtime,
+    draft: &mut Draft,
     pipeline: &Pipeline,
     options: &RunOptions,
     rows_in: u64,
 ) -> anyhow::Result<StageRecord> {
     let clock = Instant::now();
-    let (reports, _) = runtime.block_on(report::build(
+    let (reports, dir) = runtime.block_on(report::build_in(
+        draft,
         pipeline,
         &ReportOptions {
             unmasked: options.unmasked,
         },
     ))?;
     let rows: u64 = reports.reports.iter().map(|r| r.rows as u64).sum();
+    if options.unmasked {
+        ledger::record_unmasked(&Workspace::new(&pipeline.workspace), "run --unmasked", &dir);
+    }
     Ok(stage("report", clock, rows_in, rows))
 }

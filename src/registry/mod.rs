@@ -14,19 +14,18 @@
 //! - `registry_changes.parquet`: ids created, split, merged, retired or kept by key since the
 //!   previous version ([`ids`]);
 //! - `match_pairs.parquet`: scored candidate pairs, for evaluation and `terpadu explain`;
-//! - `model.json` (the fitted model, reusable with `--model`) and `registry.json` (counts).
+//! - the fitted model (document `model` of the version, reusable with `--model`) and the
+//!   counts (document `registry`).
 //!
-//! Publication is atomic: the version is written under `registry/.tmp-<version>/`, renamed,
-//! and only then made current by replacing `registry/_current.json`. A run that fails or is
-//! killed leaves the previous version current; its scratch directory is removed by the next
-//! run.
+//! Each table is a Delta table `store/registry/<table>`, written into the run's
+//! [`Draft`]; the run becomes visible only when the draft commits its workspace version. A
+//! run that fails or is killed leaves the previous version current.
 
 pub mod aggregate;
 pub mod ids;
 pub mod tables;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use arrow::array::RecordBatch;
@@ -36,9 +35,8 @@ use serde::{Deserialize, Serialize};
 use crate::config::Pipeline;
 use crate::link::stage::{LinkError, LinkOptions, LinkSummary, link_records, load_records};
 use crate::sql::{Session, SqlError};
-use crate::workspace::{
-    LockError, RegistryPointer, Workspace, WorkspaceLock, new_run_id, write_atomic,
-};
+use crate::store::{Draft, Snapshot, StoreError};
+use crate::workspace::{Workspace, new_run_id};
 
 /// Registry errors.
 #[derive(Debug, thiserror::Error)]
@@ -46,9 +44,9 @@ pub enum RegistryError {
     /// Opening the staged data failed.
     #[error(transparent)]
     Sql(#[from] SqlError),
-    /// Another run holds the workspace.
+    /// The store failed (locked, damaged, or cannot be written).
     #[error(transparent)]
-    Locked(#[from] LockError),
+    Store(#[from] StoreError),
     /// Linking failed.
     #[error(transparent)]
     Link(#[from] LinkError),
@@ -84,15 +82,12 @@ pub enum RegistryError {
 pub struct RegistryOptions {
     /// Linkage options.
     pub link: LinkOptions,
-    /// Published versions kept (the current one included).
-    pub keep_versions: usize,
 }
 
 impl Default for RegistryOptions {
     fn default() -> Self {
         RegistryOptions {
             link: LinkOptions::default(),
-            keep_versions: 5,
         }
     }
 }
@@ -125,44 +120,57 @@ pub struct RegistryMeta {
 pub struct RegistrySummary {
     /// The link stage.
     pub link: LinkSummary,
-    /// The published version.
+    /// What the version holds.
     pub meta: RegistryMeta,
-    /// Its directory.
-    pub dir: PathBuf,
 }
 
-/// Links the pipeline's staged records and publishes a new registry version.
+/// Links the pipeline's staged records and publishes a new workspace version.
 pub async fn build(
     pipeline: &Pipeline,
     options: &RegistryOptions,
 ) -> Result<RegistrySummary, RegistryError> {
     let workspace = Workspace::new(&pipeline.workspace);
-    let _lock = WorkspaceLock::acquire(&workspace, "link")?;
-    remove_scratch(&workspace);
-    let session = Session::open(&workspace).await?;
+    let run_id = new_run_id(chrono::Utc::now());
+    let mut draft = workspace.store().begin("link", &run_id).await?;
+    let summary = build_in(&mut draft, options).await?;
+    draft.commit().await?;
+    Ok(summary)
+}
+
+/// Links the staged records of `draft` and writes the registry tables into it.
+pub async fn build_in(
+    draft: &mut Draft,
+    options: &RegistryOptions,
+) -> Result<RegistrySummary, RegistryError> {
+    let snapshot = draft.snapshot();
+    let session =
+        Session::open_snapshot(&snapshot, datafusion::prelude::SessionConfig::new()).await?;
     let ctx = &session.ctx;
     let mut clock = Instant::now();
     let mut seconds = Vec::new();
 
     // A previous version that cannot be read stops the run: numbering from scratch would
     // hand retired ids to new people.
-    let previous_meta = match read_meta(&workspace) {
-        Ok(meta) => Some(meta),
-        Err(RegistryError::NoRegistry(_)) => None,
-        Err(e) => return Err(e),
-    };
+    let previous_meta: Option<RegistryMeta> = snapshot.document("registry");
     if previous_meta.is_some() && !ctx.table_exist("record_link")? {
         return Err(RegistryError::Read {
-            path: current_dir(&workspace)?.display().to_string(),
-            message: "the current registry version has no record_link table; restore it or \
-                      point registry/_current.json at a complete version"
+            path: snapshot
+                .store()
+                .table_dir("registry/record_link")
+                .display()
+                .to_string(),
+            message: "the current version has no record_link table; roll back to a complete \
+                      version (`terpadu rollback`)"
                 .into(),
         });
     }
+    // Counters only grow: the draft carries the highest numbers any version issued, which
+    // after a rollback are above the restored version's own.
+    let (next_person, next_family) = draft.counters();
     let previous = tables::previous_ids(
         ctx,
-        previous_meta.as_ref().map_or(0, |m| m.next_person),
-        previous_meta.as_ref().map_or(0, |m| m.next_family),
+        next_person.max(previous_meta.as_ref().map_or(0, |m| m.next_person)),
+        next_family.max(previous_meta.as_ref().map_or(0, |m| m.next_family)),
     )
     .await?;
     let records = load_records(ctx, &session.manifest).await?;
@@ -183,7 +191,6 @@ pub async fn build(
     seconds.push(("registry tables".to_string(), clock.elapsed().as_secs_f64()));
     clock = Instant::now();
 
-    let version = new_run_id(chrono::Utc::now());
     let mut changes = BTreeMap::new();
     {
         use arrow::array::AsArray;
@@ -204,7 +211,7 @@ pub async fn build(
         ("match_pairs", &built.match_pairs),
     ];
     let mut meta = RegistryMeta {
-        version: version.clone(),
+        version: draft.version().to_string(),
         staged_run_id: session.manifest.run_id.clone(),
         threshold: options.link.threshold,
         rows: batches
@@ -217,138 +224,58 @@ pub async fn build(
         link: serde_json::to_value(&run.summary).unwrap_or_default(),
         seconds: Vec::new(),
     };
-    let tmp = workspace.registry_tmp(&version);
-    std::fs::create_dir_all(&tmp).map_err(|e| write_error(&tmp, e))?;
+    drop(session);
     for (name, batch) in &batches {
-        let path = tmp.join(format!("{name}.parquet"));
-        crate::workspace::write_parquet(batch, &path).map_err(|e| write_error(&path, e))?;
+        draft
+            .write_table(
+                &format!("registry/{name}"),
+                &batch.schema(),
+                std::slice::from_ref(*batch),
+            )
+            .await?;
     }
-    let model_path = tmp.join("model.json");
-    let model_json =
-        serde_json::to_vec_pretty(&run.model).map_err(|e| write_error(&model_path, e))?;
-    write_atomic(&model_path, &model_json).map_err(|e| write_error(&model_path, e))?;
     seconds.push(("write".to_string(), clock.elapsed().as_secs_f64()));
     meta.seconds = seconds;
-    let meta_path = tmp.join("registry.json");
-    let meta_json = serde_json::to_vec_pretty(&meta).map_err(|e| write_error(&meta_path, e))?;
-    write_atomic(&meta_path, &meta_json).map_err(|e| write_error(&meta_path, e))?;
-    let dir = publish(&workspace, &version, &tmp, options.keep_versions)?;
+    draft.set_document("model", &run.model);
+    // The model as a file too, for `terpadu link --model` on other data.
+    let files = draft.store().files_dir(draft.version());
+    let model_path = files.join("model.json");
+    std::fs::create_dir_all(&files)
+        .and_then(|()| {
+            crate::workspace::write_atomic(
+                &model_path,
+                &serde_json::to_vec_pretty(&run.model).map_err(std::io::Error::other)?,
+            )
+        })
+        .map_err(|e| RegistryError::Write {
+            path: model_path.display().to_string(),
+            message: e.to_string(),
+        })?;
+    draft.set_document("files_dir", &format!("files/v{}", draft.version()));
+    draft.set_document("registry", &meta);
+    draft.raise_counters(built.next_person, built.next_family);
     Ok(RegistrySummary {
         link: run.summary,
         meta,
-        dir,
     })
 }
 
-/// Renames the finished scratch directory into place, makes it current, prunes old versions.
-fn publish(
-    workspace: &Workspace,
-    version: &str,
-    tmp: &Path,
-    keep: usize,
-) -> Result<PathBuf, RegistryError> {
-    let dir = workspace.registry_version_dir(version);
-    sync_dir(tmp);
-    std::fs::rename(tmp, &dir).map_err(|e| write_error(&dir, e))?;
-    sync_dir(&workspace.registry_dir());
-    let pointer = RegistryPointer {
-        version: version.to_string(),
-        published_at: chrono::Utc::now().to_rfc3339(),
-    };
-    let path = workspace.registry_pointer_path();
-    let json = serde_json::to_vec_pretty(&pointer).map_err(|e| write_error(&path, e))?;
-    write_atomic(&path, &json).map_err(|e| write_error(&path, e))?;
-    sync_dir(&workspace.registry_dir());
-    // Versions sort by time; the current one is the newest (newer leftovers were removed
-    // when the run started).
-    let versions: Vec<String> = workspace
-        .registry_versions()
-        .into_iter()
-        .filter(|v| v.as_str() <= version)
-        .collect();
-    let excess = versions.len().saturating_sub(keep.max(1));
-    for old in versions.iter().take(excess) {
-        if old != version
-            && let Err(e) = std::fs::remove_dir_all(workspace.registry_version_dir(old))
-        {
-            tracing::warn!(version = %old, error = %e, "Could not remove an old registry version.");
-        }
-    }
-    Ok(dir)
+/// The registry's counts (document `registry`) of a version.
+pub fn read_meta(snapshot: &Snapshot) -> Result<RegistryMeta, RegistryError> {
+    snapshot
+        .document("registry")
+        .ok_or_else(|| RegistryError::NoRegistry(snapshot.store().root().display().to_string()))
 }
 
-/// Flushes a directory's entries (renames) to disk; best effort.
-fn sync_dir(dir: &Path) {
-    if let Ok(file) = std::fs::File::open(dir) {
-        let _ = file.sync_all();
-    }
-}
-
-/// Removes what runs that died left behind (the caller holds the workspace lock, so no live
-/// run owns any of it): scratch directories, half-written pointer files, and versions renamed
-/// into place but never made current (killed between the rename and the pointer switch).
-fn remove_scratch(workspace: &Workspace) {
-    let Ok(entries) = std::fs::read_dir(workspace.registry_dir()) else {
-        return;
-    };
-    let current = workspace.read_registry_pointer().map(|p| p.version);
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let never_current = !name.starts_with('.')
-            && !name.starts_with('_')
-            && current.as_deref().is_none_or(|c| name.as_str() > c);
-        if name.starts_with(".tmp-") || never_current {
-            tracing::warn!(dir = %entry.path().display(), "Removing what an interrupted run left.");
-            let _ = std::fs::remove_dir_all(entry.path());
-        } else if name.starts_with("_current.tmp-") {
-            let _ = std::fs::remove_file(entry.path());
-        }
-    }
-}
-
-fn write_error(path: &Path, e: impl std::fmt::Display) -> RegistryError {
-    RegistryError::Write {
-        path: path.display().to_string(),
-        message: e.to_string(),
-    }
-}
-
-/// The directory of the current version.
-pub fn current_dir(workspace: &Workspace) -> Result<PathBuf, RegistryError> {
-    let pointer = workspace
-        .read_registry_pointer()
+/// Pins the latest version that holds a registry.
+pub async fn pin_registry(workspace: &Workspace) -> Result<Snapshot, RegistryError> {
+    let snapshot = workspace
+        .store()
+        .pin_latest()
+        .await?
         .ok_or_else(|| RegistryError::NoRegistry(workspace.root().display().to_string()))?;
-    Ok(workspace.registry_version_dir(&pointer.version))
-}
-
-/// `registry.json` of the current version.
-pub fn read_meta(workspace: &Workspace) -> Result<RegistryMeta, RegistryError> {
-    let path = current_dir(workspace)?.join("registry.json");
-    let text = std::fs::read_to_string(&path).map_err(|e| RegistryError::Read {
-        path: path.display().to_string(),
-        message: e.to_string(),
-    })?;
-    serde_json::from_str(&text).map_err(|e| RegistryError::Read {
-        path: path.display().to_string(),
-        message: e.to_string(),
-    })
-}
-
-/// Reads a whole Parquet file of a version.
-pub fn read_table(dir: &Path, table: &str) -> Result<Vec<RecordBatch>, RegistryError> {
-    let path = dir.join(format!("{table}.parquet"));
-    let read_error = |e: &dyn std::fmt::Display| RegistryError::Read {
-        path: path.display().to_string(),
-        message: e.to_string(),
-    };
-    let file = std::fs::File::open(&path).map_err(|e| read_error(&e))?;
-    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
-        .map_err(|e| read_error(&e))?
-        .build()
-        .map_err(|e| read_error(&e))?;
-    reader
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| read_error(&e))
+    read_meta(&snapshot)?;
+    Ok(snapshot)
 }
 
 /// One record of a published `record_link`, as evaluation needs it.
@@ -369,21 +296,21 @@ pub struct LinkedRecord {
 }
 
 /// Reads the current version's records (by record number) and scored pairs.
-pub fn read_linked(
-    workspace: &Workspace,
+pub async fn read_linked(
+    snapshot: &Snapshot,
 ) -> Result<(Vec<LinkedRecord>, Vec<crate::link::stage::ScoredPair>), RegistryError> {
     use arrow::array::{Array, AsArray};
-    use arrow::datatypes::{Float32Type, Float64Type, UInt32Type, UInt64Type};
-    let dir = current_dir(workspace)?;
+    use arrow::datatypes::{Float32Type, Float64Type};
+    let dir = snapshot.store().table_dir("registry/record_link");
     let mut records = Vec::new();
     let mut person_numbers: std::collections::HashMap<String, u64> = Default::default();
-    for batch in read_table(&dir, "record_link")? {
+    for batch in snapshot.read_table("registry/record_link").await? {
         let column = |name: &str| {
             batch
                 .column_by_name(name)
                 .cloned()
                 .ok_or_else(|| RegistryError::Read {
-                    path: dir.join("record_link.parquet").display().to_string(),
+                    path: dir.display().to_string(),
                     message: format!("no column {name}; was it written by an older terpadu?"),
                 })
         };
@@ -396,10 +323,14 @@ pub fn read_linked(
             column("nik")?,
             column("nik_status")?,
         );
+        let (row, rid) = (
+            arrow::compute::cast(&row, &arrow::datatypes::DataType::UInt64)?,
+            arrow::compute::cast(&rid, &arrow::datatypes::DataType::UInt32)?,
+        );
         let (source, row, rid, person, role, nik, status) = (
             source.as_string::<i32>(),
-            row.as_primitive::<UInt64Type>(),
-            rid.as_primitive::<UInt32Type>(),
+            row.as_primitive::<arrow::datatypes::UInt64Type>(),
+            rid.as_primitive::<arrow::datatypes::UInt32Type>(),
             person.as_string::<i32>(),
             role.as_string::<i32>(),
             nik.as_string::<i32>(),
@@ -423,9 +354,11 @@ pub fn read_linked(
     }
     records.sort_by_key(|r| r.rid);
     let mut pairs = Vec::new();
-    for batch in read_table(&dir, "match_pairs")? {
-        let left = batch.column(0).as_primitive::<UInt32Type>();
-        let right = batch.column(1).as_primitive::<UInt32Type>();
+    for batch in snapshot.read_table("registry/match_pairs").await? {
+        let left = arrow::compute::cast(batch.column(0), &arrow::datatypes::DataType::UInt32)?;
+        let right = arrow::compute::cast(batch.column(1), &arrow::datatypes::DataType::UInt32)?;
+        let left = left.as_primitive::<arrow::datatypes::UInt32Type>();
+        let right = right.as_primitive::<arrow::datatypes::UInt32Type>();
         let weight = batch.column(2).as_primitive::<Float64Type>();
         let probability = batch.column(3).as_primitive::<Float64Type>();
         let tf = batch.column(4).as_primitive::<Float32Type>();

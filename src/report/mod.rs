@@ -15,9 +15,10 @@
 //! 6. `data_quality`: per source, the NIK and date problems, unmatched and quarantined rows.
 //! 7. `coverage`: per program and village: recipients, eligible, eligible covered, rates.
 //!
-//! Reports are written beside the registry version they read, as Parquet (queried with
-//! `terpadu sql` as `report_<name>`), CSV and one XLSX workbook. NIK and KK numbers are masked
-//! unless the run asks for them unmasked.
+//! Reports are published in the same workspace version as the registry they read: each as
+//! a Delta table `store/reports/<name>` (queried with `terpadu sql` as `report_<name>`), and
+//! for people as CSV, one XLSX workbook and one HTML page under `files/v<N>/`. NIK and KK
+//! numbers are masked unless the run asks for them unmasked (recorded in the access log).
 
 pub mod evaluate;
 pub mod html;
@@ -36,7 +37,8 @@ use crate::config::Pipeline;
 use crate::config::pipeline::ProgramUnit;
 use crate::registry::RegistryError;
 use crate::sql::{Session, SqlError};
-use crate::workspace::{LockError, Workspace, WorkspaceLock, write_atomic};
+use crate::store::{Draft, Snapshot, StoreError};
+use crate::workspace::{Workspace, new_run_id};
 
 /// Report errors.
 #[derive(Debug, thiserror::Error)]
@@ -47,9 +49,9 @@ pub enum ReportError {
     /// No registry, or an unreadable one.
     #[error(transparent)]
     Registry(#[from] RegistryError),
-    /// Another run holds the workspace.
+    /// The store failed (locked, damaged, or cannot be written).
     #[error(transparent)]
-    Locked(#[from] LockError),
+    Store(#[from] StoreError),
     /// A report's query failed (often a rule's SQL).
     #[error("report {report}: {source}")]
     Query {
@@ -467,18 +469,31 @@ fn specs(pipeline: &Pipeline, staged: &[String], masked: bool) -> Vec<ReportSpec
     out
 }
 
-/// Builds every report from the current registry and writes them.
+/// Builds every report from the latest registry and publishes them as a new workspace
+/// version. Returns the manifest and the directory of the files for people.
 pub async fn build(
     pipeline: &Pipeline,
     options: &ReportOptions,
 ) -> Result<(ReportManifest, PathBuf), ReportError> {
     let workspace = Workspace::new(&pipeline.workspace);
-    let _lock = WorkspaceLock::acquire(&workspace, "report")?;
-    let version = workspace
-        .read_registry_pointer()
-        .ok_or_else(|| RegistryError::NoRegistry(workspace.root().display().to_string()))?
-        .version;
-    let session = Session::open(&workspace).await?;
+    let run_id = new_run_id(chrono::Utc::now());
+    let mut draft = workspace.store().begin("report", &run_id).await?;
+    let built = build_in(&mut draft, pipeline, options).await?;
+    draft.commit().await?;
+    Ok(built)
+}
+
+/// Builds every report from the registry in `draft` and writes them into it.
+pub async fn build_in(
+    draft: &mut Draft,
+    pipeline: &Pipeline,
+    options: &ReportOptions,
+) -> Result<(ReportManifest, PathBuf), ReportError> {
+    let snapshot = draft.snapshot();
+    crate::registry::read_meta(&snapshot)?;
+    let version = draft.version().to_string();
+    let session =
+        Session::open_snapshot(&snapshot, datafusion::prelude::SessionConfig::new()).await?;
     let ctx = &session.ctx;
     let reference = pipeline
         .catalogue
@@ -512,26 +527,16 @@ pub async fn build(
         results.push((spec, batch));
     }
 
-    // Written beside the registry version, through a scratch directory.
-    let root = workspace.root().join("reports");
-    let dir = root.join(&version);
-    let tmp = root.join(format!(".tmp-{version}-{}", std::process::id()));
+    // Files for people go to files/v<N>/ of the version being written (begin() removed any
+    // directory a killed run left under that number); tables go into the draft.
+    let dir = draft.store().files_dir(draft.version());
     let write = |path: &Path, e: &dyn std::fmt::Display| ReportError::Write {
         path: path.display().to_string(),
         message: e.to_string(),
     };
-    // Scratch left by runs that died (we hold the workspace lock).
-    if let Ok(entries) = std::fs::read_dir(&root) {
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with(".tmp-") || name.starts_with(".old-") {
-                let _ = std::fs::remove_dir_all(entry.path());
-            }
-        }
-    }
-    std::fs::create_dir_all(&tmp).map_err(|e| write(&tmp, &e))?;
-    let written = match write_reports(
-        &tmp,
+    std::fs::create_dir_all(&dir).map_err(|e| write(&dir, &e))?;
+    let written = write_reports(
+        &dir,
         &results,
         pipeline,
         ctx,
@@ -539,38 +544,36 @@ pub async fn build(
         &reference_text,
         options,
     )
-    .await
-    {
-        Ok(written) => written,
-        Err(e) => {
-            let _ = std::fs::remove_dir_all(&tmp);
-            return Err(e);
+    .await?;
+    drop(session);
+    for name in snapshot.tables_under("reports") {
+        if !results.iter().any(|(spec, _)| spec.name == name) {
+            draft.drop_table(&format!("reports/{name}"));
         }
-    };
+    }
+    for (spec, batch) in &results {
+        draft
+            .write_table(
+                &format!("reports/{}", spec.name),
+                &batch.schema(),
+                std::slice::from_ref(batch),
+            )
+            .await?;
+    }
     let manifest = ReportManifest {
         registry_version: version.clone(),
         reference_date: reference_text,
         masked: !options.unmasked,
         reports: written,
     };
-    let json = serde_json::to_vec_pretty(&manifest).map_err(|e| write(&tmp, &e))?;
-    if let Err(e) = write_atomic(&tmp.join("reports.json"), &json) {
-        let _ = std::fs::remove_dir_all(&tmp);
-        return Err(write(&tmp, &e));
-    }
-    // Replace: the old directory is moved aside first, then the new one renamed in.
-    let aside = root.join(format!(".old-{version}-{}", std::process::id()));
-    if dir.exists() {
-        std::fs::rename(&dir, &aside).map_err(|e| write(&dir, &e))?;
-    }
-    std::fs::rename(&tmp, &dir).map_err(|e| write(&dir, &e))?;
-    let _ = std::fs::remove_dir_all(&aside);
+    draft.set_document("reports", &manifest);
+    draft.set_document("files_dir", &format!("files/v{}", draft.version()));
     Ok((manifest, dir))
 }
 
-/// Writes every report file into `tmp`.
+/// Writes every report's files for people (CSV, the workbook, the page) into `dir`.
 async fn write_reports(
-    tmp: &Path,
+    dir: &Path,
     results: &[(ReportSpec, RecordBatch)],
     pipeline: &Pipeline,
     ctx: &SessionContext,
@@ -584,9 +587,7 @@ async fn write_reports(
     };
     let mut written = Vec::new();
     for (spec, batch) in results {
-        let parquet = tmp.join(format!("{}.parquet", spec.name));
-        crate::workspace::write_parquet(batch, &parquet).map_err(|e| write(&parquet, &e))?;
-        let csv = tmp.join(format!("{}.csv", spec.name));
+        let csv = dir.join(format!("{}.csv", spec.name));
         write_csv(batch, &csv).map_err(|e| write(&csv, &e))?;
         written.push(WrittenReport {
             name: spec.name.to_string(),
@@ -594,7 +595,7 @@ async fn write_reports(
             rows: batch.num_rows(),
         });
     }
-    let workbook = tmp.join("terpadu-reports.xlsx");
+    let workbook = dir.join("terpadu-reports.xlsx");
     let sheets: Vec<(&str, &RecordBatch)> = results.iter().map(|(s, b)| (s.title, b)).collect();
     xlsx::write_workbook(&workbook, &sheets).map_err(|e| write(&workbook, &e))?;
     let page = page(
@@ -606,7 +607,7 @@ async fn write_reports(
         results,
     )
     .await?;
-    let html_path = tmp.join("terpadu-report.html");
+    let html_path = dir.join("terpadu-report.html");
     std::fs::write(&html_path, html::render(&page)).map_err(|e| write(&html_path, &e))?;
     Ok(written)
 }
@@ -851,6 +852,17 @@ async fn page(
     })
 }
 
+/// A text cell that a spreadsheet would run as a formula (`=`, `+`, `-`, `@`, tab or
+/// carriage return first) gets a leading `'`, as OWASP advises against CSV injection: names
+/// come from agency extracts, and program managers open these files in Excel.
+pub fn neutralise_formula(cell: String) -> String {
+    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{cell}")
+    } else {
+        cell
+    }
+}
+
 /// CSV with list cells joined by `; ` (spreadsheet users open CSVs).
 fn write_csv(batch: &RecordBatch, path: &Path) -> Result<(), String> {
     let mut writer = csv::Writer::from_path(path).map_err(|e| e.to_string())?;
@@ -858,24 +870,92 @@ fn write_csv(batch: &RecordBatch, path: &Path) -> Result<(), String> {
     writer
         .write_record(schema.fields().iter().map(|f| f.name().as_str()))
         .map_err(|e| e.to_string())?;
+    let text_columns: Vec<bool> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            matches!(
+                f.data_type(),
+                arrow::datatypes::DataType::Utf8
+                    | arrow::datatypes::DataType::LargeUtf8
+                    | arrow::datatypes::DataType::Utf8View
+                    | arrow::datatypes::DataType::List(_)
+                    | arrow::datatypes::DataType::Dictionary(_, _)
+            )
+        })
+        .collect();
     for row in 0..batch.num_rows() {
         let cells: Vec<String> = (0..batch.num_columns())
-            .map(|c| xlsx::cell_text(batch.column(c), row))
+            .map(|c| {
+                let cell = xlsx::cell_text(batch.column(c), row);
+                if text_columns[c] {
+                    neutralise_formula(cell)
+                } else {
+                    cell
+                }
+            })
             .collect();
         writer.write_record(&cells).map_err(|e| e.to_string())?;
     }
     writer.flush().map_err(|e| e.to_string())
 }
 
-/// The manifest of the current registry version's reports, if written.
-pub fn current_manifest(workspace: &Workspace) -> Option<ReportManifest> {
-    let text = std::fs::read_to_string(current_dir(workspace)?.join("reports.json")).ok()?;
-    serde_json::from_str(&text).ok()
+/// The reports of a version, if it has them: the manifest and the directory of the files.
+pub fn of_version(snapshot: &Snapshot) -> Option<(ReportManifest, PathBuf)> {
+    let manifest: ReportManifest = snapshot.document("reports")?;
+    let dir: String = snapshot.document("files_dir")?;
+    Some((manifest, snapshot.store().root().join(dir)))
 }
 
-/// The directory of the reports of the current registry version, if written.
-pub fn current_dir(workspace: &Workspace) -> Option<PathBuf> {
-    let version = workspace.read_registry_pointer()?.version;
-    let dir = workspace.root().join("reports").join(version);
-    dir.join("reports.json").exists().then_some(dir)
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Float64Array, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+
+    #[test]
+    fn csv_cells_that_a_spreadsheet_would_run_are_neutralised() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("name", DataType::Utf8, true),
+            Field::new("amount", DataType::Float64, true),
+        ]));
+        let names = [
+            "=HYPERLINK(\"http://x\")",
+            "=cmd|' /C calc'!A0",
+            "+62 812",
+            "-SITI",
+            "@SUM(A1)",
+            "\tTAB",
+            "\rCR",
+            "SITI AMINAH",
+        ];
+        let batch = RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(StringArray::from(names.to_vec())),
+                Arc::new(Float64Array::from(vec![-5.0; names.len()])),
+            ],
+        )
+        .expect("batch");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("r.csv");
+        write_csv(&batch, &path).expect("csv");
+        let mut reader = csv::Reader::from_path(&path).expect("read back");
+        let rows: Vec<(String, String)> = reader
+            .records()
+            .map(|r| {
+                let r = r.expect("record");
+                (r[0].to_string(), r[1].to_string())
+            })
+            .collect();
+        assert_eq!(rows.len(), names.len());
+        for ((cell, amount), name) in rows.iter().zip(names) {
+            if name == "SITI AMINAH" {
+                assert_eq!(cell, name);
+            } else {
+                assert_eq!(cell, &format!("'{name}"), "{name:?}");
+            }
+            assert_eq!(amount, "-5", "numbers are left alone");
+        }
+    }
 }

@@ -2,8 +2,9 @@
 //! table (named after the source), the quarantine as `quarantine`, the ingest manifest as
 //! `ingest_sources`, and terpadu's functions (`nik_clean`, `normalize_name`, `mask_id`...).
 //!
-//! Later stages (registry, reports) register their Parquet here too, so planners query one
-//! place.
+//! The registry tables and the reports of the same workspace version are registered too, so
+//! planners query one place. Every table is read at the Delta version that the pinned
+//! workspace version names.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -12,8 +13,9 @@ use arrow::array::{ArrayRef, RecordBatch, StringArray, UInt64Array};
 use arrow::datatypes::{DataType, Field, Schema};
 use datafusion::datasource::MemTable;
 use datafusion::error::DataFusionError;
-use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
+use datafusion::prelude::{SessionConfig, SessionContext};
 
+use crate::store::{Snapshot, StoreError};
 use crate::workspace::Workspace;
 
 /// How query results are printed.
@@ -30,17 +32,26 @@ pub enum OutputFormat {
 /// SQL errors: the query or the workspace is wrong.
 #[derive(Debug, thiserror::Error)]
 pub enum SqlError {
-    /// `--version` names a version that is not kept.
-    #[error("no registry version '{version}' (kept: {kept})")]
-    NoVersion {
-        /// The version asked for.
-        version: String,
-        /// The versions on disk.
-        kept: String,
-    },
+    /// The store cannot be read (damaged, old layout, unknown version).
+    #[error(transparent)]
+    Store(#[from] StoreError),
     /// Nothing has been staged yet.
     #[error("the workspace {0} has no staged data yet; run `terpadu ingest PIPELINE` first")]
     NothingStaged(String),
+    /// `--version` is not a version number.
+    #[error("'{0}' is not a version number; versions are 1, 2, 3... (see `terpadu status`)")]
+    BadVersion(String),
+    /// The statement would write, define or set something.
+    #[error(
+        "{0} is not allowed: the registry is read-only here. Use SELECT (and --format csv > FILE to export)"
+    )]
+    ReadOnly(String),
+    /// The statement ran past its time limit.
+    #[error(
+        "the statement was stopped after {} s (the time limit; raise it with --timeout-seconds)",
+        .0.as_secs()
+    )]
+    Timeout(std::time::Duration),
     /// The query failed to plan or run.
     #[error("{0}")]
     Query(#[from] DataFusionError),
@@ -58,7 +69,8 @@ pub struct TableInfo {
     pub description: String,
 }
 
-/// A session over one workspace.
+/// A session over one pinned workspace version: every table it lists is read at that
+/// version for as long as the session lives, whatever runs publish meanwhile.
 pub struct Session {
     /// The DataFusion context.
     pub ctx: SessionContext,
@@ -66,47 +78,70 @@ pub struct Session {
     pub tables: Vec<TableInfo>,
     /// The staged manifest the tables were registered from.
     pub manifest: crate::ingest::IngestManifest,
+    /// The pinned version.
+    pub snapshot: Snapshot,
 }
 
 impl Session {
-    /// Registers everything the workspace holds.
+    /// Pins the latest workspace version and registers everything it holds.
     pub async fn open(workspace: &Workspace) -> Result<Session, SqlError> {
         Self::open_version(workspace, None).await
     }
 
-    /// Like [`Session::open`], with the registry tables (and reports) of an older `version`
-    /// instead of the current one.
+    /// Like [`Session::open`], pinned to an older `version` (a number from `terpadu status`).
     pub async fn open_version(
         workspace: &Workspace,
         version: Option<&str>,
     ) -> Result<Session, SqlError> {
-        let config = SessionConfig::new()
-            .with_information_schema(true)
-            .with_default_catalog_and_schema("terpadu", "public");
-        let ctx = SessionContext::new_with_config(config);
-        for udf in crate::normalize::udf::all() {
-            ctx.register_udf(udf);
-        }
-        let mut tables = Vec::new();
-        let manifest = workspace.read_manifest();
-        let Some(manifest) = manifest else {
+        let store = workspace.store();
+        let snapshot = match version {
+            Some(v) => {
+                let number: u64 = v
+                    .trim_start_matches('v')
+                    .parse()
+                    .map_err(|_| SqlError::BadVersion(crate::redact::escape_controls(v)))?;
+                Some(store.pin(number).await?)
+            }
+            None => store.pin_latest().await?,
+        };
+        let Some(snapshot) = snapshot else {
             return Err(SqlError::NothingStaged(
                 workspace.root().display().to_string(),
             ));
         };
+        Self::open_snapshot(&snapshot, SessionConfig::new()).await
+    }
+
+    /// A session over `snapshot` (a published version or a draft's contents).
+    pub async fn open_snapshot(
+        snapshot: &Snapshot,
+        config: SessionConfig,
+    ) -> Result<Session, SqlError> {
+        let config = config
+            .with_information_schema(true)
+            .with_default_catalog_and_schema("terpadu", "public");
+        let ctx = SessionContext::new_with_config(config);
+        Self::open_in(ctx, snapshot).await
+    }
+
+    /// Registers `snapshot`'s tables in `ctx`.
+    pub async fn open_in(ctx: SessionContext, snapshot: &Snapshot) -> Result<Session, SqlError> {
+        for udf in crate::normalize::udf::all() {
+            ctx.register_udf(udf);
+        }
+        let root = snapshot.store().root().to_path_buf();
+        let mut tables = Vec::new();
+        let Some(manifest) = snapshot.document::<crate::ingest::IngestManifest>("staged") else {
+            return Err(SqlError::NothingStaged(root.display().to_string()));
+        };
+        let version = snapshot.version();
         let mut sources = manifest.sources.clone();
         sources.sort_by(|a, b| a.name.cmp(&b.name));
         for source in &sources {
-            let path = workspace.root().join(&source.staged_file);
-            if !path.exists() {
+            if !snapshot.has_table(&source.staged_table) {
                 continue;
             }
-            ctx.register_parquet(
-                &source.name,
-                path.to_string_lossy().as_ref(),
-                ParquetReadOptions::default(),
-            )
-            .await?;
+            register_delta(&ctx, snapshot, &source.staged_table, &source.name).await?;
             tables.push(TableInfo {
                 name: source.name.clone(),
                 description: format!(
@@ -118,17 +153,11 @@ impl Session {
         // One quarantine table per source, and `quarantine` as their union.
         let mut quarantine_tables = Vec::new();
         for source in &sources {
-            let path = workspace.root().join(&source.quarantine_file);
-            if !path.exists() {
+            if !snapshot.has_table(&source.quarantine_table) {
                 continue;
             }
             let name = format!("quarantine_{}", source.name);
-            ctx.register_parquet(
-                &name,
-                path.to_string_lossy().as_ref(),
-                ParquetReadOptions::default(),
-            )
-            .await?;
+            register_delta(&ctx, snapshot, &source.quarantine_table, &name).await?;
             quarantine_tables.push(name);
         }
         if !quarantine_tables.is_empty() {
@@ -149,47 +178,19 @@ impl Session {
             name: "ingest_sources".into(),
             description: format!("per-source counts of ingest run {}", manifest.run_id),
         });
-        let chosen = match version {
-            Some(v) => {
-                if v.starts_with('.')
-                    || !workspace
-                        .registry_version_dir(v)
-                        .join("registry.json")
-                        .exists()
-                {
-                    return Err(SqlError::NoVersion {
-                        version: v.to_string(),
-                        kept: workspace.registry_versions().join(", "),
-                    });
-                }
-                Some(v.to_string())
+        for (table, description) in crate::workspace::REGISTRY_TABLES {
+            let name = format!("registry/{table}");
+            if !snapshot.has_table(&name) {
+                continue;
             }
-            None => workspace.read_registry_pointer().map(|p| p.version),
-        };
-        if let Some(chosen) = &chosen {
-            let pointer = crate::workspace::RegistryPointer {
-                version: chosen.clone(),
-                published_at: String::new(),
-            };
-            let dir = workspace.registry_version_dir(&pointer.version);
-            for (table, description) in crate::workspace::REGISTRY_TABLES {
-                let path = dir.join(format!("{table}.parquet"));
-                if !path.exists() {
-                    continue;
-                }
-                ctx.register_parquet(
-                    *table,
-                    path.to_string_lossy().as_ref(),
-                    ParquetReadOptions::default(),
-                )
-                .await?;
-                tables.push(TableInfo {
-                    name: table.to_string(),
-                    description: format!("{description} (registry version {})", pointer.version),
-                });
-            }
+            register_delta(&ctx, snapshot, &name, table).await?;
+            tables.push(TableInfo {
+                name: table.to_string(),
+                description: format!("{description} (workspace version {version})"),
+            });
         }
-        let runs = crate::ops::ledger::read(workspace);
+        let workspace = Workspace::new(&root);
+        let runs = crate::ops::ledger::read(&workspace);
         if !runs.is_empty() {
             let (run_table, stage_table) = ledger_tables(&runs)?;
             ctx.register_table("runs", Arc::new(run_table))?;
@@ -197,7 +198,7 @@ impl Session {
             tables.push(TableInfo {
                 name: "runs".into(),
                 description: format!(
-                    "the run ledger: {} runs, status, registry version, error",
+                    "the run ledger: {} runs, status, workspace version, error",
                     runs.len()
                 ),
             });
@@ -206,23 +207,14 @@ impl Session {
                 description: "per run and stage: seconds, rows in and out, peak memory".into(),
             });
         }
-        let reports_dir = chosen
-            .as_ref()
-            .map(|v| workspace.root().join("reports").join(v))
-            .filter(|d| d.join("reports.json").exists());
-        if let Some(dir) = reports_dir
-            && let Ok(text) = std::fs::read_to_string(dir.join("reports.json"))
-            && let Ok(reports) = serde_json::from_str::<crate::report::ReportManifest>(&text)
-        {
+        if let Some(reports) = snapshot.document::<crate::report::ReportManifest>("reports") {
             for report in reports.reports {
-                let path = dir.join(format!("{}.parquet", report.name));
+                let table = format!("reports/{}", report.name);
+                if !snapshot.has_table(&table) {
+                    continue;
+                }
                 let name = format!("report_{}", report.name);
-                ctx.register_parquet(
-                    &name,
-                    path.to_string_lossy().as_ref(),
-                    ParquetReadOptions::default(),
-                )
-                .await?;
+                register_delta(&ctx, snapshot, &table, &name).await?;
                 tables.push(TableInfo {
                     name,
                     description: format!("{}, {} rows", report.title, report.rows),
@@ -233,14 +225,48 @@ impl Session {
             ctx,
             tables,
             manifest,
+            snapshot: snapshot.clone(),
         })
     }
 
-    /// Runs one statement and collects its result.
+    /// Runs one statement and collects its result (no guards: for terpadu's own queries;
+    /// people's queries go through [`crate::catalog`]).
     pub async fn query(&self, sql: &str) -> Result<Vec<RecordBatch>, SqlError> {
         let frame = self.ctx.sql(sql).await?;
         Ok(frame.collect().await?)
     }
+}
+
+/// Registers Delta table `table` of `snapshot` as `name`: a listing of exactly the data files
+/// of the pinned table version.
+async fn register_delta(
+    ctx: &SessionContext,
+    snapshot: &Snapshot,
+    table: &str,
+    name: &str,
+) -> Result<(), SqlError> {
+    use datafusion::datasource::file_format::parquet::ParquetFormat;
+    use datafusion::datasource::listing::{
+        ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+    };
+    let files = snapshot.table_files(table).await?;
+    if files.files.is_empty() {
+        let empty = MemTable::try_new(files.schema, vec![vec![]])?;
+        ctx.register_table(name, Arc::new(empty))?;
+        return Ok(());
+    }
+    let urls = files
+        .files
+        .iter()
+        .map(|f| ListingTableUrl::parse(f.to_string_lossy()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let options =
+        ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+    let config = ListingTableConfig::new_with_multi_paths(urls)
+        .with_listing_options(options)
+        .with_schema(files.schema);
+    ctx.register_table(name, Arc::new(ListingTable::try_new(config)?))?;
+    Ok(())
 }
 
 /// The run ledger as two tables.

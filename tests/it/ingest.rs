@@ -39,9 +39,7 @@ fn sample_pipeline_stages_every_source_and_accounts_for_every_row() {
             read, generated[name],
             "{name}: every generated record was read"
         );
-        let staged_file = project
-            .workspace("sample")
-            .join(source["staged_file"].as_str().expect("file"));
+        let staged_file = project.staged("sample", name);
         let rows: usize = read_parquet(&staged_file)
             .iter()
             .map(|b| b.num_rows())
@@ -386,12 +384,13 @@ fn a_wrong_delimiter_is_named_with_a_fix() {
         "{stderr}"
     );
     assert!(stderr.contains("set format.delimiter = \"|\""), "{stderr}");
-    // Nothing was published, and the failed run left no scratch files.
-    let staged_dir = project.workspace("sample").join("staged");
-    assert!(!staged_dir.join("_manifest.json").exists());
-    let left: Vec<_> = std::fs::read_dir(&staged_dir)
-        .map(|d| d.filter_map(Result::ok).map(|e| e.file_name()).collect())
-        .unwrap_or_default();
+    // Nothing was published, and the failed run left no data files.
+    assert!(project.history("sample").is_empty());
+    let staged_dir = project.workspace("sample").join("store/staged");
+    let left: Vec<_> = walk(&staged_dir)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .collect();
     assert!(left.is_empty(), "{left:?}");
 }
 
@@ -455,7 +454,7 @@ fn row_numbers_are_physical_lines_in_windows_files_with_blank_lines_and_stray_qu
 }
 
 #[test]
-fn each_run_publishes_a_new_generation_and_removes_the_old_one() {
+fn each_ingest_publishes_a_new_version_and_the_previous_one_stays_readable() {
     let project = Project::with_sample();
     let mut run_ids = Vec::new();
     for _ in 0..2 {
@@ -474,32 +473,45 @@ fn each_run_publishes_a_new_generation_and_removes_the_old_one() {
         );
     }
     assert_ne!(run_ids[0], run_ids[1]);
-    let mut entries: Vec<String> = std::fs::read_dir(project.workspace("sample").join("staged"))
-        .expect("staged dir")
-        .filter_map(Result::ok)
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    entries.sort();
+    let history = project.history("sample");
     assert_eq!(
-        entries,
-        vec![run_ids[1].clone(), "_manifest.json".to_string()]
+        history.iter().map(|v| v.version).collect::<Vec<_>>(),
+        vec![1, 2]
     );
-    assert!(
-        project
-            .staged("sample", "pengaduan")
-            .starts_with(project.workspace("sample").join("staged").join(&run_ids[1]))
+    // Version 1 still reads its own table version, whose file is not the latest one.
+    let first = crate::util::block_on(async {
+        let store = terpadu::store::Store::new(&project.workspace("sample"));
+        store
+            .pin(1)
+            .await
+            .expect("pin 1")
+            .table_files("staged/pengaduan")
+            .await
+            .expect("files of version 1")
+    });
+    assert_eq!(first.files.len(), 1);
+    assert!(first.files[0].exists());
+    assert_ne!(first.files[0], project.staged("sample", "pengaduan"));
+    let rows =
+        |path: &std::path::Path| -> usize { read_parquet(path).iter().map(|b| b.num_rows()).sum() };
+    assert_eq!(
+        rows(&first.files[0]),
+        rows(&project.staged("sample", "pengaduan"))
     );
-    // Every run's manifest is kept.
-    for id in &run_ids {
-        assert!(
-            project
-                .workspace("sample")
-                .join("runs")
-                .join(id)
-                .join("ingest.json")
-                .exists()
-        );
+}
+
+/// Every file under `dir`.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
     }
+    out
 }
 
 #[test]
@@ -529,12 +541,7 @@ fn a_second_run_on_a_busy_workspace_is_refused_and_a_stale_lock_is_taken_over() 
             && stderr.contains(&format!("pid {}", std::process::id())),
         "{stderr}"
     );
-    assert!(
-        !project
-            .workspace("sample")
-            .join("staged/_manifest.json")
-            .exists()
-    );
+    assert!(!project.workspace("sample").join("store").exists());
     // A lock file left by a process that is gone (its kernel lock went with it) is taken
     // over, with a warning.
     drop(held);

@@ -23,12 +23,10 @@ fn link_then_evaluate_meets_the_accuracy_floor_on_the_sample() {
         let out = run(&args.iter().map(|s| s.as_ref()).collect::<Vec<&str>>());
         assert!(out.status.success(), "{}", text(&out));
     }
-    let registry = project.workspace("sample").join("registry");
-    let pointer: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(registry.join("_current.json")).expect("a current registry version"),
-    )
-    .expect("pointer json");
-    let version = registry.join(pointer["version"].as_str().expect("version"));
+    let latest = project
+        .history("sample")
+        .pop()
+        .expect("a published version");
     for table in [
         "person",
         "family",
@@ -36,14 +34,15 @@ fn link_then_evaluate_meets_the_accuracy_floor_on_the_sample() {
         "program_membership",
         "match_pairs",
     ] {
-        assert!(
-            version.join(format!("{table}.parquet")).exists(),
-            "{table} published"
-        );
+        let file = project.table_file("sample", &format!("registry/{table}"));
+        assert!(file.exists(), "{table} published");
     }
+    let model_file = project
+        .workspace("sample")
+        .join(format!("files/v{}/model.json", latest.version));
     let model: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(version.join("model.json")).expect("model"))
-            .expect("model json");
+        serde_json::from_slice(&std::fs::read(&model_file).expect("model")).expect("model json");
+    assert_eq!(latest.documents.get("model"), Some(&model));
     let lambda = model["lambda"].as_f64().expect("lambda");
     assert!(
         lambda > 0.0 && lambda < 1.0,

@@ -10,4 +10,5 @@ mod registry;
 mod report;
 mod sample;
 mod sql;
+mod store;
 mod util;

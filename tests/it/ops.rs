@@ -30,10 +30,10 @@ fn runs(project: &Project) -> Vec<serde_json::Value> {
 }
 
 fn current_version(project: &Project) -> Option<String> {
-    let text =
-        std::fs::read_to_string(project.workspace("sample").join("registry/_current.json")).ok()?;
-    let pointer: serde_json::Value = serde_json::from_str(&text).ok()?;
-    pointer["version"].as_str().map(str::to_string)
+    project
+        .history("sample")
+        .last()
+        .map(|v| v.version.to_string())
 }
 
 fn data_file(project: &Project, dir: &str) -> std::path::PathBuf {
@@ -124,10 +124,7 @@ fn sources_that_have_not_arrived_fail_the_run_before_any_work() {
     );
     assert!(current_version(&project).is_none(), "nothing published");
     assert!(
-        !project
-            .workspace("sample")
-            .join("staged/_manifest.json")
-            .exists(),
+        !project.workspace("sample").join("store/staged").exists(),
         "nothing staged"
     );
     // Optional: the run goes on without it, and says so.
@@ -224,11 +221,7 @@ fn a_truncated_extract_is_rejected_and_the_previous_version_stays_current() {
         text(&out)
     );
     assert_eq!(current_version(&project).as_deref(), Some(version.as_str()));
-    let manifest: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(project.workspace("sample").join("staged/_manifest.json"))
-            .expect("manifest"),
-    )
-    .expect("json");
+    let manifest = project.manifest("sample");
     let dukcapil_rows = manifest["sources"]
         .as_array()
         .expect("sources")
@@ -263,8 +256,31 @@ fn a_truncated_extract_is_rejected_and_the_previous_version_stays_current() {
     assert_eq!(current_version(&project).as_deref(), Some(version.as_str()));
 }
 
+fn count(project: &Project, version: Option<&str>, query: &str) -> u64 {
+    let mut args = vec![
+        "sql",
+        project.pipeline("sample").leak() as &str,
+        "--format",
+        "csv",
+    ];
+    if let Some(version) = version {
+        args.extend(["--version", version]);
+    }
+    args.push(query);
+    let out = run(&args);
+    assert!(out.status.success(), "{query}: {}", text(&out));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .nth(1)
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or_else(|| panic!("a count: {}", text(&out)))
+}
+
+/// The highest person number ever issued: P000000123 -> 123.
+const MAX_PERSON: &str = "SELECT max(CAST(substr(person_id, 2) AS BIGINT)) AS n FROM person";
+
 #[test]
-fn rollback_makes_an_earlier_version_current_and_is_recorded() {
+fn rollback_publishes_an_earlier_version_again_and_ids_keep_growing() {
     let project = Project::with_sample();
     assert!(
         run(&["--quiet", "run", &project.pipeline("sample")])
@@ -272,6 +288,8 @@ fn rollback_makes_an_earlier_version_current_and_is_recorded() {
             .success()
     );
     let first = current_version(&project).expect("first");
+    // A second run with one more person, so that its ids go beyond the first's.
+    append_person(&project);
     assert!(
         run(&["--quiet", "run", &project.pipeline("sample"), "--force"])
             .status
@@ -279,35 +297,57 @@ fn rollback_makes_an_earlier_version_current_and_is_recorded() {
     );
     let second = current_version(&project).expect("second");
     assert_ne!(first, second);
+    let max_second = count(&project, None, MAX_PERSON);
     let out = run(&["rollback", &project.pipeline("sample"), &first]);
     assert!(out.status.success(), "{}", text(&out));
-    assert_eq!(current_version(&project).as_deref(), Some(first.as_str()));
+    let third = current_version(&project).expect("third");
+    assert_eq!(third, "3", "a rollback publishes a new version");
+    let history = project.history("sample");
+    assert_eq!(history[2].restored_from, Some(1));
+    assert_eq!(
+        history[2].tables, history[0].tables,
+        "the first version's tables"
+    );
+    assert_eq!(
+        count(&project, None, "SELECT count(*) FROM person"),
+        count(&project, Some(&first), "SELECT count(*) FROM person")
+    );
     let ledger = runs(&project);
     let last = ledger.last().expect("runs");
-    assert_eq!(last["registry_version"], first.as_str());
+    assert_eq!(last["registry_version"], "3");
     assert!(
-        last["notes"]
-            .as_str()
-            .unwrap_or("")
-            .contains(&format!("rollback from {second} to {first}")),
+        last["notes"].as_str().unwrap_or("").contains(
+            "version 3 publishes the contents of version 1 again (the current one was 2)"
+        ),
         "{last}"
     );
-    // The newer version can still be queried by name.
-    let out = run(&[
-        "sql",
-        &project.pipeline("sample"),
-        "--version",
-        &second,
-        "--format",
-        "csv",
-        "SELECT count(*) AS n FROM person",
-    ]);
+    // The next forced run deletes nothing: every earlier version still reads back, and
+    // person numbering goes on above everything issued before the rollback.
+    let out = run(&["--quiet", "run", &project.pipeline("sample"), "--force"]);
     assert!(out.status.success(), "{}", text(&out));
-    assert!(
-        String::from_utf8_lossy(&out.stdout).contains("10026"),
-        "{}",
-        text(&out)
+    for version in ["1", "2", "3", "4"] {
+        assert!(count(&project, Some(version), "SELECT count(*) FROM person") > 10_000);
+    }
+    assert_eq!(
+        count(&project, Some("2"), MAX_PERSON),
+        max_second,
+        "version 2 unchanged"
     );
+    let max_fourth = count(&project, None, MAX_PERSON);
+    assert!(max_fourth >= max_second, "{max_fourth} < {max_second}");
+    let fresh = count(
+        &project,
+        None,
+        "SELECT count(*) FROM registry_changes WHERE kind = 'created'",
+    );
+    if fresh > 0 {
+        assert!(
+            max_fourth > max_second,
+            "new people get numbers never issued before: {max_fourth} vs {max_second}"
+        );
+    }
+
+    // Only this workspace's version numbers are accepted.
     let out = run(&[
         "sql",
         &project.pipeline("sample"),
@@ -317,21 +357,26 @@ fn rollback_makes_an_earlier_version_current_and_is_recorded() {
     ]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(
-        text(&out).contains("no registry version 'nope' (kept: "),
+        text(&out).contains("'nope' is not a version number"),
         "{}",
         text(&out)
     );
-    let out = run(&[
-        "rollback",
-        &project.pipeline("sample"),
-        "20990101T000000000Z-1",
-    ]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(
-        text(&out).contains("no complete registry version"),
-        "{}",
-        text(&out)
+    for bad in ["99", "/tmp", "../../etc"] {
+        let out = run(&["rollback", &project.pipeline("sample"), bad]);
+        assert_eq!(out.status.code(), Some(1), "{bad}: {}", text(&out));
+        assert!(text(&out).contains("has no version"), "{}", text(&out));
+    }
+    assert_eq!(current_version(&project).as_deref(), Some("4"));
+}
+
+/// Adds one civil-registry person the sample does not have.
+fn append_person(project: &Project) {
+    let file = data_file(project, "dukcapil");
+    let mut text = std::fs::read_to_string(&file).expect("read");
+    text.push_str(
+        "3601015507998001|3601011503108001|SITI ROLLBACK|PANDEGLANG|15-07-1999|2|1|4|ISLAM|PETANI|36|1|1|2001|KP. SUKAMAJU|001|002|HIDUP|\n",
     );
+    std::fs::write(&file, text).expect("write");
 }
 
 #[test]
@@ -342,12 +387,12 @@ fn a_second_run_of_the_same_pipeline_is_refused_while_one_holds_the_lock() {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .unwrap_or_default();
-    // This test process holds the run lock (a kernel lock, as a running terpadu would).
+    // This test process holds the workspace lock (a kernel lock, as a running terpadu would).
     let mut lock = std::fs::OpenOptions::new()
         .create(true)
         .truncate(true)
         .write(true)
-        .open(workspace.join(".run-lock"))
+        .open(workspace.join(".lock"))
         .expect("lock file");
     std::io::Write::write_all(
         &mut lock,
@@ -418,11 +463,8 @@ fn killed_runs_never_leave_a_half_published_registry() {
         }
         let _ = child.kill();
         let _ = child.wait();
-        // Whatever is current reads back whole, and no scratch directory is a table.
+        // Whatever is current reads back whole.
         assert_eq!(persons(&project), expected, "after a kill at point {point}");
-        let registry = project.workspace("sample").join("registry");
-        let current = current_version(&project).expect("a current version");
-        assert!(registry.join(&current).join("registry.json").exists());
     }
     assert!(killed >= 15, "most kill points land inside a run: {killed}");
     // The next run succeeds and the killed ones are recorded as interrupted.
@@ -438,43 +480,56 @@ fn killed_runs_never_leave_a_half_published_registry() {
         "killed runs marked interrupted: {interrupted} of {killed}"
     );
     assert!(!ledger.iter().any(|r| r["status"] == "running"));
-    for dir in ["registry", "staged", "reports"] {
-        let leftovers: Vec<String> = std::fs::read_dir(project.workspace("sample").join(dir))
-            .expect("dir")
-            .flatten()
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| n.starts_with(".tmp-"))
-            .collect();
-        assert!(leftovers.is_empty(), "{dir}: {leftovers:?}");
-    }
     println!("kill harness: {killed} of 20 kill points interrupted a run; all recovered");
 }
 
 #[test]
-fn only_the_newest_versions_are_kept() {
+fn vacuum_keeps_what_retention_names_and_refuses_the_rest_clearly() {
     let project = Project::with_sample();
     let path = pipeline_path(&project);
     let before = std::fs::read_to_string(&path).expect("pipeline");
+    assert!(
+        before.contains("keep_versions = 5"),
+        "the sample declares [store]"
+    );
     std::fs::write(
         &path,
-        before.replace("keep_versions = 5", "keep_versions = 2"),
+        before
+            .replace("keep_versions = 5", "keep_versions = 2")
+            .replace("retain_hours = 168", "retain_hours = 0"),
     )
     .expect("write");
-    let mut published = Vec::new();
     for _ in 0..3 {
         let out = run(&["--quiet", "run", &project.pipeline("sample"), "--force"]);
         assert!(out.status.success(), "{}", text(&out));
-        published.push(current_version(&project).expect("version"));
     }
-    let mut kept: Vec<String> = std::fs::read_dir(project.workspace("sample").join("registry"))
-        .expect("dir")
-        .flatten()
-        .filter(|e| e.path().is_dir())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| !n.starts_with('.'))
-        .collect();
-    kept.sort();
-    assert_eq!(kept, published[1..].to_vec());
+    // Each run vacuumed after it published: versions 2 and 3 read back whole.
+    let persons = count(&project, Some("3"), "SELECT count(*) FROM person");
+    assert_eq!(
+        count(&project, Some("2"), "SELECT count(*) FROM person"),
+        persons
+    );
+    let out = run(&[
+        "sql",
+        &project.pipeline("sample"),
+        "--version",
+        "1",
+        "SELECT count(*) FROM person",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("may have been vacuumed"),
+        "{}",
+        text(&out)
+    );
+    // A vacuum with the same policy has nothing left to delete.
+    let out = run(&["vacuum", &project.pipeline("sample")]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("deleted 0 table files"),
+        "{}",
+        text(&out)
+    );
 }
 
 #[test]
@@ -588,8 +643,13 @@ fn a_full_disk_fails_cleanly_and_leaves_the_previous_version_current() {
     };
     let out = go(false);
     assert!(out.status.success(), "{}", text(&out));
-    let version =
-        std::fs::read_to_string(workspace.join("registry/_current.json")).expect("pointer");
+    let latest = |workspace: &std::path::Path| {
+        crate::util::block_on(terpadu::store::Store::new(workspace).history())
+            .expect("history")
+            .last()
+            .map(|v| v.version)
+    };
+    let version = latest(&workspace);
     let blocker = if mounted {
         // Leave about half a megabyte free.
         let free = {
@@ -612,8 +672,8 @@ fn a_full_disk_fails_cleanly_and_leaves_the_previous_version_current() {
         .expect("fill");
         filler
     } else {
-        // No mount rights: the staging area cannot be created.
-        let staged = workspace.join("staged");
+        // No mount rights: the staged tables cannot be written.
+        let staged = workspace.join("store/staged");
         std::fs::remove_dir_all(&staged).expect("remove staged");
         std::fs::write(&staged, b"not a directory").expect("block");
         staged
@@ -629,7 +689,7 @@ fn a_full_disk_fails_cleanly_and_leaves_the_previous_version_current() {
         "{message}"
     );
     assert_eq!(
-        std::fs::read_to_string(workspace.join("registry/_current.json")).expect("pointer"),
+        latest(&workspace),
         version,
         "the previous version stays current"
     );

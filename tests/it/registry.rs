@@ -23,13 +23,12 @@ fn ingest_and_link(project: &Project) {
     }
 }
 
-fn current_version(project: &Project) -> String {
-    let pointer: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(project.workspace("sample").join("registry/_current.json"))
-            .expect("pointer"),
-    )
-    .expect("json");
-    pointer["version"].as_str().expect("version").to_string()
+fn current_version(project: &Project) -> u64 {
+    project
+        .history("sample")
+        .last()
+        .expect("a published version")
+        .version
 }
 
 const KK: &str = "3601011503100091";
@@ -417,14 +416,17 @@ fn ids_survive_a_resorted_and_edited_extract_and_changes_are_recorded() {
             .contains(&serde_json::json!("MARTHA WAHYUNI")),
         "{person:?}"
     );
-    // Both versions are on disk; the older one stays intact.
-    let versions = project.workspace("sample").join("registry");
-    assert!(
-        versions
-            .join(&first_version)
-            .join("person.parquet")
-            .exists()
-    );
+    // Both versions are readable; the older one stays intact.
+    let out = run(&[
+        "sql",
+        &project.pipeline("sample"),
+        "--version",
+        &first_version.to_string(),
+        "--format",
+        "json",
+        "SELECT count(*) AS n FROM person",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
 }
 
 #[test]
@@ -444,36 +446,24 @@ fn a_killed_link_leaves_the_previous_registry_current_and_the_next_run_succeeds(
         std::thread::sleep(Duration::from_millis(millis));
         let _ = child.kill();
         let _ = child.wait();
-        // Every version directory visible beside the pointer is complete: a version is only
-        // renamed into place once all its files are written.
-        let registry = project.workspace("sample").join("registry");
-        for entry in std::fs::read_dir(&registry).expect("dir").flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with('.') || name.starts_with('_') {
-                continue;
-            }
-            for file in ["person.parquet", "record_link.parquet", "registry.json"] {
-                assert!(
-                    entry.path().join(file).exists(),
-                    "{name}/{file} after a kill at {millis} ms"
-                );
-            }
-        }
+        // Nothing of a killed run is visible: the latest version is still the first.
+        assert_eq!(
+            current_version(&project),
+            version,
+            "after a kill at {millis} ms"
+        );
         // Whatever version is current reads back fully.
         let n = number(&sql(&project, "SELECT count(*) AS n FROM person")[0], "n");
         assert_eq!(n, persons, "after a kill at {millis} ms");
     }
-    // The lock the killed runs left behind is taken over; their scratch directories go.
+    // The lock the killed runs left behind is taken over, and the next run publishes.
     let out = run(&["--quiet", "link", &project.pipeline("sample")]);
     assert!(out.status.success(), "{}", text(&out));
-    assert_ne!(current_version(&project), version, "the next run publishes");
-    let leftovers: Vec<String> = std::fs::read_dir(project.workspace("sample").join("registry"))
-        .expect("dir")
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with(".tmp-"))
-        .collect();
-    assert!(leftovers.is_empty(), "scratch removed: {leftovers:?}");
+    assert_eq!(
+        current_version(&project),
+        version + 1,
+        "the next run publishes"
+    );
 }
 
 #[test]
@@ -505,8 +495,7 @@ fn the_pipeline_declares_linkage_and_a_saved_model_can_be_reused() {
     assert!(stdout.contains("(threshold 0.99)"), "{stdout}");
     let version = project
         .workspace("sample")
-        .join("registry")
-        .join(current_version(&project));
+        .join(format!("files/v{}", current_version(&project)));
     let model: serde_json::Value =
         serde_json::from_slice(&std::fs::read(version.join("model.json")).expect("model"))
             .expect("json");

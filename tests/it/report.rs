@@ -36,15 +36,9 @@ fn prepare(project: &Project, extra_rules: &str) {
 }
 
 fn reports_dir(project: &Project) -> std::path::PathBuf {
-    let pointer: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(project.workspace("sample").join("registry/_current.json"))
-            .expect("pointer"),
-    )
-    .expect("json");
-    project
-        .workspace("sample")
-        .join("reports")
-        .join(pointer["version"].as_str().expect("version"))
+    let latest = project.history("sample").pop().expect("a version");
+    let dir = latest.documents["files_dir"].as_str().expect("files dir");
+    project.workspace("sample").join(dir)
 }
 
 #[test]
@@ -69,8 +63,10 @@ fn reports_are_written_masked_and_their_counts_reconcile() {
         "data_quality",
     ] {
         assert!(
-            dir.join(format!("{name}.parquet")).exists(),
-            "{name}.parquet"
+            project
+                .table_file("sample", &format!("reports/{name}"))
+                .exists(),
+            "reports/{name} published"
         );
         let csv = std::fs::read_to_string(dir.join(format!("{name}.csv"))).expect("csv");
         assert!(

@@ -107,34 +107,57 @@ impl Project {
         self.path().join("workspace").join(name)
     }
 
-    /// The current staged file of `source` (through the manifest).
+    /// The data file of `source`'s staged table in the latest version.
     pub fn staged(&self, pipeline: &str, source: &str) -> PathBuf {
-        self.manifest_file(pipeline, source, "staged_file")
+        self.table_file(pipeline, &format!("staged/{source}"))
     }
 
-    /// The current quarantine file of `source` (through the manifest).
+    /// The data file of `source`'s quarantine table in the latest version.
     pub fn quarantine(&self, pipeline: &str, source: &str) -> PathBuf {
-        self.manifest_file(pipeline, source, "quarantine_file")
+        self.table_file(pipeline, &format!("quarantine/{source}"))
     }
 
-    fn manifest_file(&self, pipeline: &str, source: &str, key: &str) -> PathBuf {
-        let manifest = self.manifest(pipeline);
-        let entry = manifest["sources"]
-            .as_array()
-            .expect("sources")
-            .iter()
-            .find(|s| s["name"] == source)
-            .unwrap_or_else(|| panic!("no source {source} in the manifest"));
-        self.workspace(pipeline)
-            .join(entry[key].as_str().expect("path"))
+    /// The one data file of Delta table `table` (`registry/person`) in the latest version.
+    pub fn table_file(&self, pipeline: &str, table: &str) -> PathBuf {
+        let files = block_on(async {
+            let snapshot = self.latest(pipeline).await;
+            snapshot.table_files(table).await.expect("table files")
+        });
+        assert_eq!(files.files.len(), 1, "{table}: {:?}", files.files);
+        files.files[0].clone()
     }
 
-    /// The staged manifest of pipeline `name`.
+    /// The latest workspace version of pipeline `name`.
+    pub async fn latest(&self, name: &str) -> terpadu::store::Snapshot {
+        terpadu::store::Store::new(&self.workspace(name))
+            .pin_latest()
+            .await
+            .expect("store readable")
+            .expect("a published version")
+    }
+
+    /// Every published version of pipeline `name`, oldest first.
+    pub fn history(&self, name: &str) -> Vec<terpadu::store::VersionRecord> {
+        block_on(terpadu::store::Store::new(&self.workspace(name)).history()).expect("history")
+    }
+
+    /// The staged manifest of pipeline `name` (the latest version's `staged` document).
     pub fn manifest(&self, name: &str) -> serde_json::Value {
-        let text = std::fs::read_to_string(self.workspace(name).join("staged/_manifest.json"))
-            .expect("manifest exists");
-        serde_json::from_str(&text).expect("manifest is JSON")
+        let history = self.history(name);
+        history
+            .last()
+            .and_then(|v| v.documents.get("staged").cloned())
+            .expect("a staged manifest")
     }
+}
+
+/// Runs a future to completion on a small runtime (tests are synchronous).
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(future)
 }
 
 fn copy_dir(from: &Path, to: &Path) {
