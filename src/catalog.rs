@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use arrow::array::RecordBatch;
 use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
@@ -74,8 +75,13 @@ impl ReadOnlySession {
         snapshot: &Snapshot,
         limits: QueryLimits,
     ) -> Result<ReadOnlySession, SqlError> {
+        // No spilling: a statement's memory is its limit, and a planner's query never fills
+        // the disk that the nightly run writes to.
         let runtime = RuntimeEnvBuilder::new()
             .with_memory_limit(limits.memory_bytes, 1.0)
+            .with_disk_manager_builder(
+                DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled),
+            )
             .build_arc()?;
         let config = SessionConfig::new()
             .with_information_schema(true)

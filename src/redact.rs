@@ -58,8 +58,12 @@ pub fn mask_key(key: &str) -> String {
     let mut token = String::new();
     let flush = |token: &mut String, out: &mut String| {
         let chars = token.chars().count();
-        if chars >= 10 && token.chars().all(|c| c.is_ascii_digit()) {
+        let digits = token.chars().all(|c| c.is_ascii_digit());
+        if chars >= 10 && digits {
             out.push_str(&mask_identifiers(token));
+        } else if digits && chars < 4 {
+            // A day or month: nothing of it is shown.
+            out.extend(std::iter::repeat_n('*', chars));
         } else if let Some(first) = token.chars().next() {
             out.push(first);
             out.extend(std::iter::repeat_n('*', chars - 1));

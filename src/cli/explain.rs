@@ -186,8 +186,9 @@ pub(super) fn run(args: Args) -> Result<u8> {
     })?;
     if out.trim().is_empty() {
         eprintln!(
-            "terpadu: nothing in registry version {} matches '{}'",
-            meta.version, args.what
+            "terpadu: nothing in workspace version {} matches '{}'",
+            meta.version,
+            crate::redact::mask_identifiers(&args.what)
         );
         return Ok(EXIT_FAILED);
     }

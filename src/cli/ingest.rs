@@ -18,11 +18,11 @@ silent drops. Rows that cannot be read at all (wrong number of fields, bytes inv
 declared encoding, broken JSON, no NIK/KK/name) go to a quarantine file with file, row and
 reason.
 
-Nothing becomes visible until every source succeeded: a run writes a new generation under
-<workspace>/staged/<run>/ and then switches <workspace>/staged/_manifest.json to it, so a
-failed or killed run leaves the previous staged data current and intact. The manifest (inputs
-with size and SHA-256, rows read / staged / quarantined, flag counts, timings) is also kept
-as <workspace>/runs/<run>/ingest.json.
+Nothing becomes visible until every source succeeded: each source becomes a Delta commit of
+<workspace>/store/staged/<source>/ (and quarantine/<source>/), and one new workspace version
+names them all, so a failed or killed run leaves the previous version current and intact. The
+manifest (inputs with size and SHA-256, rows read / staged / quarantined, flag counts, timings)
+is kept with the version (`terpadu sql`: table ingest_sources).
 
 Examples:
   terpadu ingest pipelines/sample.toml

@@ -24,10 +24,12 @@ date, sex, KK, region levels), estimates u from random pairs, m from strong labe
 by EM (or scores with --model FILE), weighs common names and dates down, and merges pairs at or
 above --threshold into persons, never merging two civil-registry records with different NIKs.
 
-Publishes a new registry version under <workspace>/registry/ and makes it current atomically:
-person, family, record_link, program_membership, registry_changes and match_pairs (queried with
-`terpadu sql`), plus model.json. Person and family ids carry over from the previous version;
-what split, merged or was retired is in registry_changes.
+Publishes a new workspace version whose registry tables (Delta tables under
+<workspace>/store/registry/) are person, family, record_link, program_membership,
+registry_changes and match_pairs (queried with `terpadu sql`), plus files/v<N>/model.json.
+Nothing is visible until the version is committed. Person and family ids carry over from the
+previous version, and numbers never issued before go to new people; what split, merged or was
+retired is in registry_changes.
 
 Examples:
   terpadu link pipelines/sample.toml
@@ -139,7 +141,7 @@ pub(super) fn run_link(args: LinkArgs) -> Result<u8> {
                 .with_context(|| format!("reading the model {}", path.display()))?;
             let model = serde_json::from_str(&text).with_context(|| {
                 format!(
-                    "{} is not a terpadu model (the model.json of a registry version)",
+                    "{} is not a terpadu model (files/v<N>/model.json of a workspace version)",
                     path.display()
                 )
             })?;

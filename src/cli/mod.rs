@@ -91,7 +91,7 @@ pub enum Command {
     Schedule(run::ScheduleArgs),
     /// List recent runs from the run ledger.
     Runs(run::LedgerArgs),
-    /// Say what is current: registry version, its inputs, and how the last run ended.
+    /// Say what is current: workspace version, its inputs, and how the last run ended.
     Status(run::LedgerArgs),
     /// Publish an earlier version's contents again as a new version (nothing is deleted).
     Rollback(run::RollbackArgs),

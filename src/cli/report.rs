@@ -25,9 +25,10 @@ program catalogue ([[programs]], [[exclusivity]], [reports]).
   data_quality          per source: NIK missing / invalid / spreadsheet-damaged, unmatched,
                         duplicated NIKs, placeholder dates, quarantined rows
 
-Writes <workspace>/reports/<registry version>/: a Parquet and a CSV file per report and one
-workbook, terpadu-reports.xlsx. Query them with `terpadu sql` as report_<name>. NIK and KK
-numbers are masked (3601********0001) unless --unmasked is given, which is logged.
+Publishes a new workspace version with a Delta table per report (query them with `terpadu sql`
+as report_<name>) and writes, for people, <workspace>/files/v<N>/: a CSV per report, one
+workbook (terpadu-reports.xlsx) and the page (terpadu-report.html). NIK and KK numbers are
+masked (3601********0001) unless --unmasked is given, which is recorded in runs/access.jsonl.
 
 Example:
   terpadu report pipelines/sample.toml

@@ -11,7 +11,7 @@ use crate::workspace::Workspace;
 
 pub(super) const LONG_ABOUT: &str = "\
 Run a pipeline end to end, as the nightly job: check that every source has arrived, skip what
-did not change, then ingest, link (publish a new registry version) and report.
+did not change, then ingest, link and report, published together as one workspace version.
 
 Before any work, each source's [sources.arrival] rules are checked: a required source that is
 missing, older than max_age_hours, without its marker file (_SUCCESS, *.done) or still
@@ -136,7 +136,7 @@ pub(super) fn runs(args: LedgerArgs) -> Result<u8> {
     let runs = ledger::read(&workspace);
     println!(
         "{:<32} {:<9} {:<26} {:>8} {:<18} {:<32} error",
-        "run", "trigger", "started", "seconds", "status", "registry version"
+        "run", "trigger", "started", "seconds", "status", "version"
     );
     for run in runs.iter().rev().take(args.limit) {
         let seconds = run

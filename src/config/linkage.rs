@@ -5,7 +5,7 @@
 //! threshold = 0.95               # link pairs whose match probability is at least this
 //! max_pairs_per_rule = 50000000  # refuse a blocking rule that would produce more pairs
 //! term_frequency = true          # weigh agreement on common names and dates down
-//! keep_versions = 5              # registry versions kept on disk
+//! keep_versions = 5              # versions kept (now [store] keep_versions; still read)
 //!
 //! [[linkage.blocking]]           # when given, replaces the shipped rules
 //! name = "same_nik"

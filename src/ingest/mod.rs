@@ -2,11 +2,11 @@
 //! the workspace, with every input row accounted for.
 //!
 //! For each source: expand the path glob, read each file as a stream, apply the layout
-//! ([`mapping`]) and write `<source>.parquet`; rows that cannot be read go to
-//! `quarantine/<source>.parquet` with file, row and reason. A run writes under
-//! `staged/.tmp-<run>/`, renames that directory to `staged/<run>/` when every source succeeded,
-//! and then switches `staged/_manifest.json` to it, so a failed or killed run leaves the
-//! previous staged data current and intact. A run manifest (JSON) records per
+//! ([`mapping`]) and stream the rows into a Parquet file of the Delta table `staged/<source>`;
+//! rows that cannot be read go to `quarantine/<source>` with file, row and reason. The tables
+//! are committed into the run's [`Draft`] only when every source succeeded, and become visible
+//! with the draft's workspace version, so a failed or killed run leaves the previous version
+//! current and intact. A run manifest (the version's `staged` document) records per
 //! source the inputs (size, SHA-256), rows read / staged / quarantined, flag counts and timings;
 //! `rows_read == rows_staged + rows_quarantined` is checked before anything is published.
 

@@ -78,18 +78,10 @@ pub enum RegistryError {
 }
 
 /// Options of the registry stage.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct RegistryOptions {
     /// Linkage options.
     pub link: LinkOptions,
-}
-
-impl Default for RegistryOptions {
-    fn default() -> Self {
-        RegistryOptions {
-            link: LinkOptions::default(),
-        }
-    }
 }
 
 /// `registry.json`: what a version holds.

@@ -228,11 +228,21 @@ impl Store {
         self.check_layout()?;
         let dir = self.table_dir(VERSIONS);
         if !dir.join("_delta_log").exists() {
+            // The log is created before any table is written ([`Store::begin`]), so committed
+            // tables without it mean the log was lost, not that nothing was published.
             let store_dir = self.root.join("store");
             let has_tables = std::fs::read_dir(&store_dir)
-                .map(|d| d.flatten().any(|e| e.path().is_dir()))
-                .unwrap_or(false);
-            if has_tables || dir.exists() {
+                .into_iter()
+                .flatten()
+                .flatten()
+                .flat_map(|group| {
+                    std::fs::read_dir(group.path())
+                        .into_iter()
+                        .flatten()
+                        .flatten()
+                })
+                .any(|table| table.path().join("_delta_log").is_dir());
+            if has_tables {
                 return Err(StoreError::damaged(
                     &dir.join("_delta_log"),
                     "the version log is missing although tables exist",
@@ -295,6 +305,9 @@ impl Store {
     pub async fn begin(&self, command: &str, run_id: &str) -> Result<Draft, StoreError> {
         let lock = WorkspaceLock::acquire(&self.root, command)?;
         let history = self.history().await?;
+        if !self.table_dir(VERSIONS).join("_delta_log").exists() {
+            create_versions_log(self).await?;
+        }
         let base = history.last().cloned();
         let version = base.as_ref().map_or(1, |b| b.version + 1);
         // Files of a run that died before committing this version number: nothing refers
@@ -649,9 +662,8 @@ impl Draft {
     }
 }
 
-async fn append_version(store: &Store, record: &VersionRecord) -> Result<(), StoreError> {
-    let dir = store.table_dir(VERSIONS);
-    let schema = Arc::new(Schema::new(vec![
+fn versions_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
         Field::new("version", DataType::Int64, false),
         Field::new("run_id", DataType::Utf8, false),
         Field::new("command", DataType::Utf8, false),
@@ -660,11 +672,35 @@ async fn append_version(store: &Store, record: &VersionRecord) -> Result<(), Sto
         Field::new("next_family_id", DataType::Int64, false),
         Field::new("tables", DataType::Utf8, false),
         Field::new("record", DataType::Utf8, false),
-    ]));
+    ]))
+}
+
+/// Creates the empty version log (Delta version 0, no rows).
+async fn create_versions_log(store: &Store) -> Result<(), StoreError> {
+    let dir = store.table_dir(VERSIONS);
+    std::fs::create_dir_all(&dir).map_err(|e| StoreError::write(&dir, e))?;
+    let kernel: StructType = versions_schema()
+        .as_ref()
+        .try_into_kernel()
+        .map_err(|e| StoreError::write(&dir, e))?;
+    deltalake::operations::create::CreateBuilder::new()
+        .with_location(table_url(&dir)?.to_string())
+        .with_table_name("terpadu_versions")
+        .with_comment("terpadu workspace versions: one row per published version")
+        .with_columns(kernel.fields().cloned())
+        .with_save_mode(SaveMode::ErrorIfExists)
+        .await
+        .map_err(|e| StoreError::write(&dir, e))?;
+    Ok(())
+}
+
+async fn append_version(store: &Store, record: &VersionRecord) -> Result<(), StoreError> {
+    let dir = store.table_dir(VERSIONS);
+    let schema = versions_schema();
     let json = serde_json::to_string(record).map_err(|e| StoreError::write(&dir, e))?;
     let tables = serde_json::to_string(&record.tables).map_err(|e| StoreError::write(&dir, e))?;
     let batch = RecordBatch::try_new(
-        schema.clone(),
+        schema,
         vec![
             Arc::new(Int64Array::from(vec![record.version as i64])),
             Arc::new(StringArray::from(vec![record.run_id.as_str()])),
@@ -677,7 +713,6 @@ async fn append_version(store: &Store, record: &VersionRecord) -> Result<(), Sto
         ],
     )
     .map_err(|e| StoreError::write(&dir, e))?;
-    std::fs::create_dir_all(&dir).map_err(|e| StoreError::write(&dir, e))?;
     let path = dir.join(format!(
         "part-v{}-{}.zstd.parquet",
         record.version,
@@ -686,37 +721,21 @@ async fn append_version(store: &Store, record: &VersionRecord) -> Result<(), Sto
     write_parquet(&batch, &path).map_err(|e| StoreError::write(&path, e))?;
     let add = Action::Add(add_action(&dir, &path)?);
     failpoint::hit("version:commit");
-    if dir.join("_delta_log").exists() {
-        let table = open_table(&dir, None).await?;
-        let snapshot = table.snapshot().map_err(|e| StoreError::damaged(&dir, e))?;
-        CommitBuilder::default()
-            .with_actions(vec![add])
-            .build(
-                Some(snapshot),
-                table.log_store(),
-                DeltaOperation::Write {
-                    mode: SaveMode::Append,
-                    partition_by: None,
-                    predicate: None,
-                },
-            )
-            .await
-            .map_err(|e| StoreError::write(&dir, e))?;
-    } else {
-        let kernel: StructType = schema
-            .as_ref()
-            .try_into_kernel()
-            .map_err(|e| StoreError::write(&dir, e))?;
-        deltalake::operations::create::CreateBuilder::new()
-            .with_location(table_url(&dir)?.to_string())
-            .with_table_name("terpadu_versions")
-            .with_comment("terpadu workspace versions: one row per published version")
-            .with_columns(kernel.fields().cloned())
-            .with_actions(vec![add])
-            .with_save_mode(SaveMode::ErrorIfExists)
-            .await
-            .map_err(|e| StoreError::write(&dir, e))?;
-    }
+    let table = open_table(&dir, None).await?;
+    let snapshot = table.snapshot().map_err(|e| StoreError::damaged(&dir, e))?;
+    CommitBuilder::default()
+        .with_actions(vec![add])
+        .build(
+            Some(snapshot),
+            table.log_store(),
+            DeltaOperation::Write {
+                mode: SaveMode::Append,
+                partition_by: None,
+                predicate: None,
+            },
+        )
+        .await
+        .map_err(|e| StoreError::write(&dir, e))?;
     failpoint::hit("version:committed");
     Ok(())
 }
@@ -874,7 +893,9 @@ pub async fn vacuum(
         let mut versions = versions;
         versions.sort_unstable();
         versions.dedup();
-        let (_, metrics) = table
+        // Counted on disk: Delta's metrics also list expired tombstones deleted earlier.
+        let before = data_file_count(&dir);
+        table
             .vacuum()
             .with_retention_period(chrono::Duration::hours(retention.retain_hours as i64))
             .with_enforce_retention_duration(false)
@@ -882,8 +903,34 @@ pub async fn vacuum(
             .with_mode(deltalake::operations::vacuum::VacuumMode::Full)
             .await
             .map_err(|e| StoreError::write(&dir, e))?;
-        summary.files_deleted += metrics.files_deleted.len();
+        summary.files_deleted += before.saturating_sub(data_file_count(&dir));
         failpoint::hit(&format!("vacuum:{name}"));
+    }
+    // Tables no kept version names (a source removed from the pipeline, a report no longer
+    // written) go whole.
+    for group in std::fs::read_dir(store.root().join("store"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let group_name = group.file_name().to_string_lossy().into_owned();
+        if group_name.starts_with('_') || !group.path().is_dir() {
+            continue;
+        }
+        for table in std::fs::read_dir(group.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let name = format!("{group_name}/{}", table.file_name().to_string_lossy());
+            let named = kept.iter().any(|v| v.tables.contains_key(&name));
+            if !named {
+                summary.files_deleted += data_file_count(&table.path());
+                std::fs::remove_dir_all(table.path())
+                    .map_err(|e| StoreError::write(&table.path(), e))?;
+                failpoint::hit(&format!("vacuum:{name}"));
+            }
+        }
     }
     // People's files: keep the directories kept versions name.
     let referenced: Vec<String> = kept
@@ -901,14 +948,24 @@ pub async fn vacuum(
                 .and_then(|n| n.parse().ok());
             // Directories of versions not yet committed belong to a run in progress; we
             // hold the lock, so only numbers at or below the latest are considered.
-            if number.is_some_and(|n| n <= latest) && !referenced.contains(&name) {
-                if std::fs::remove_dir_all(entry.path()).is_ok() {
-                    summary.dirs_deleted += 1;
-                }
+            if number.is_some_and(|n| n <= latest)
+                && !referenced.contains(&name)
+                && std::fs::remove_dir_all(entry.path()).is_ok()
+            {
+                summary.dirs_deleted += 1;
             }
         }
     }
     Ok(summary)
+}
+
+fn data_file_count(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "parquet"))
+        .count()
 }
 
 /// The Delta-compatible form of `schema`: Delta has no unsigned integers and no

@@ -52,13 +52,12 @@ fn sample_pipeline_stages_every_source_and_accounts_for_every_row() {
         assert_eq!(input["sha256"].as_str().expect("sha").len(), 64);
         assert!(input["bytes"].as_u64().expect("bytes") > 0);
     }
-    // No scratch directories are left behind.
-    let leftovers: Vec<_> = std::fs::read_dir(project.workspace("sample").join("staged"))
-        .expect("staged dir")
-        .filter_map(Result::ok)
-        .filter(|e| e.file_name().to_string_lossy().starts_with(".tmp"))
+    // Every data file in the staged tables is one the version reads.
+    let written: Vec<_> = walk(&project.workspace("sample").join("store/staged"))
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
         .collect();
-    assert!(leftovers.is_empty(), "{leftovers:?}");
+    assert_eq!(written.len(), generated.len(), "{written:?}");
 }
 
 /// For each staged row with a truth entry: the person's true NIK from the civil registry.

@@ -101,7 +101,7 @@ fn unchanged_inputs_skip_the_run_and_a_changed_source_alone_is_restaged() {
     let status = String::from_utf8_lossy(&out.stdout);
     assert!(
         status.contains(&format!(
-            "current registry  {}",
+            "current version   {}",
             current_version(&project).expect("v")
         )),
         "{status}"
@@ -338,7 +338,7 @@ fn rollback_publishes_an_earlier_version_again_and_ids_keep_growing() {
     let fresh = count(
         &project,
         None,
-        "SELECT count(*) FROM registry_changes WHERE kind = 'created'",
+        "SELECT count(*) FROM registry_changes WHERE change = 'created'",
     );
     if fresh > 0 {
         assert!(

@@ -244,12 +244,17 @@ fn reports_are_written_masked_and_their_counts_reconcile() {
         "--unmasked",
     ]);
     assert!(out.status.success(), "{}", text(&out));
-    let csv = std::fs::read_to_string(dir.join("inclusion_errors.csv")).expect("csv");
+    let unmasked_dir = reports_dir(&project);
+    assert_ne!(unmasked_dir, dir, "a new version with its own files");
+    let csv = std::fs::read_to_string(unmasked_dir.join("inclusion_errors.csv")).expect("csv");
     assert!(has_sixteen_digits(&csv), "--unmasked writes NIKs in full");
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.join("reports.json")).expect("manifest"))
-            .expect("json");
-    assert_eq!(manifest["masked"], false);
+    let masked = std::fs::read_to_string(dir.join("inclusion_errors.csv")).expect("csv");
+    assert!(
+        !has_sixteen_digits(&masked),
+        "the earlier version's files are untouched"
+    );
+    let latest = project.history("sample").pop().expect("version");
+    assert_eq!(latest.documents["reports"]["masked"], false);
 
     // With a registry published, check plans every rule's SQL and names the broken one.
     let path = project.path().join("pipelines/sample.toml");
