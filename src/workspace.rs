@@ -1,7 +1,6 @@
 //! The workspace directory of a pipeline: its root, run ids, and small-file helpers.
 //! Tables and versions live in [`crate::store`]; this module only names places.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::store::Store;
@@ -65,13 +64,4 @@ pub const REGISTRY_TABLES: &[(&str, &str)] = &[
     ),
 ];
 
-/// Writes `bytes` to a temporary sibling, syncs it, and renames it over `path`.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-    {
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)
-}
+pub use crate::store::write_atomic;

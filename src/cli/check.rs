@@ -65,7 +65,10 @@ pub(super) fn run(args: Args) -> Result<u8> {
                         IngestError::NoInput { .. } => EXIT_MISSING_INPUT,
                         _ => EXIT_CONFIG,
                     });
-                    format!("PROBLEM: {e}")
+                    format!(
+                        "PROBLEM: {}",
+                        crate::redact::escape_controls(&e.to_string())
+                    )
                 }
             }
         };

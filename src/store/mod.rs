@@ -570,8 +570,11 @@ impl Draft {
             .map(|b| to_delta(b, &delta))
             .collect::<Result<_, _>>()
             .map_err(|e| StoreError::write(&path, e))?;
-        let batch = arrow::compute::concat_batches(&delta, &converted)
-            .map_err(|e| StoreError::write(&path, e))?;
+        let batch = match converted.as_slice() {
+            [one] => one.clone(),
+            _ => arrow::compute::concat_batches(&delta, &converted)
+                .map_err(|e| StoreError::write(&path, e))?,
+        };
         write_parquet(&batch, &path).map_err(|e| StoreError::write(&path, e))?;
         self.commit_files(name, &[path]).await
     }
@@ -876,7 +879,7 @@ pub async fn vacuum(
         retain_hours: retention.retain_hours,
     };
     let path = store.vacuum_record_path();
-    crate::workspace::write_atomic(
+    write_atomic(
         &path,
         &serde_json::to_vec_pretty(&record).map_err(|e| StoreError::write(&path, e))?,
     )
@@ -1066,6 +1069,17 @@ pub fn write_parquet(batch: &arrow::array::RecordBatch, path: &Path) -> Result<(
     }
     let file = writer.into_inner().map_err(|e| e.to_string())?;
     file.sync_all().map_err(|e| e.to_string())
+}
+
+/// Writes `bytes` to a temporary sibling, syncs it, and renames it over `path`.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    {
+        let mut file = std::fs::File::create(&tmp)?;
+        std::io::Write::write_all(&mut file, bytes)?;
+        file.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)
 }
 
 #[cfg(test)]

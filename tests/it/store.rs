@@ -683,3 +683,34 @@ fn logs_and_the_ledger_hold_no_nik_kk_or_name() {
         "{entry}"
     );
 }
+
+#[test]
+fn terminal_escapes_from_an_input_header_are_escaped_in_messages() {
+    let project = Project::with_sample();
+    let dir = project.path().join("sample_data/pkh");
+    let file = std::fs::read_dir(&dir)
+        .expect("dir")
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.is_file())
+        .expect("a file");
+    let content = std::fs::read_to_string(&file).expect("read");
+    let (header, rest) = content.split_once('\n').expect("a header");
+    // A header whose first column carries a terminal escape: the layout's column is missing.
+    let mut columns: Vec<String> = header.split(',').map(String::from).collect();
+    columns[1] = format!("\u{1b}[2J\u{1b}[31m{}", columns[1]);
+    std::fs::write(&file, format!("{}\n{rest}", columns.join(","))).expect("write");
+    for command in ["check", "ingest"] {
+        let out = run(&[command, &project.pipeline("sample")]);
+        assert_ne!(out.status.code(), Some(0), "{command}: {}", text(&out));
+        let all = text(&out);
+        assert!(
+            !all.contains('\u{1b}'),
+            "{command} printed a raw escape: {all:?}"
+        );
+        assert!(
+            all.contains("\\u{1b}[2J"),
+            "{command} shows it escaped: {all}"
+        );
+    }
+}
