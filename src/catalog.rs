@@ -54,19 +54,7 @@ impl ReadOnlySession {
         version: Option<&str>,
         limits: QueryLimits,
     ) -> Result<ReadOnlySession, SqlError> {
-        let store = workspace.store();
-        let snapshot = match version {
-            Some(v) => {
-                let number: u64 = v
-                    .trim_start_matches('v')
-                    .parse()
-                    .map_err(|_| SqlError::BadVersion(crate::redact::escape_controls(v)))?;
-                Some(store.pin(number).await?)
-            }
-            None => store.pin_latest().await?,
-        };
-        let snapshot = snapshot
-            .ok_or_else(|| SqlError::NothingStaged(workspace.root().display().to_string()))?;
+        let snapshot = crate::sql::pin(workspace, version).await?;
         Self::over(&snapshot, limits).await
     }
 

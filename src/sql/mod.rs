@@ -93,22 +93,7 @@ impl Session {
         workspace: &Workspace,
         version: Option<&str>,
     ) -> Result<Session, SqlError> {
-        let store = workspace.store();
-        let snapshot = match version {
-            Some(v) => {
-                let number: u64 = v
-                    .trim_start_matches('v')
-                    .parse()
-                    .map_err(|_| SqlError::BadVersion(crate::redact::escape_controls(v)))?;
-                Some(store.pin(number).await?)
-            }
-            None => store.pin_latest().await?,
-        };
-        let Some(snapshot) = snapshot else {
-            return Err(SqlError::NothingStaged(
-                workspace.root().display().to_string(),
-            ));
-        };
+        let snapshot = pin(workspace, version).await?;
         Self::open_snapshot(&snapshot, SessionConfig::new()).await
     }
 
@@ -235,6 +220,23 @@ impl Session {
         let frame = self.ctx.sql(sql).await?;
         Ok(frame.collect().await?)
     }
+}
+
+/// Pins `version` (a number from `terpadu status`, `v` prefix allowed) or the latest version
+/// of `workspace`.
+pub async fn pin(workspace: &Workspace, version: Option<&str>) -> Result<Snapshot, SqlError> {
+    let store = workspace.store();
+    let snapshot = match version {
+        Some(v) => {
+            let number: u64 = v
+                .trim_start_matches('v')
+                .parse()
+                .map_err(|_| SqlError::BadVersion(crate::redact::escape_controls(v)))?;
+            Some(store.pin(number).await?)
+        }
+        None => store.pin_latest().await?,
+    };
+    snapshot.ok_or_else(|| SqlError::NothingStaged(workspace.root().display().to_string()))
 }
 
 /// Registers Delta table `table` of `snapshot` as `name`: a listing of exactly the data files
