@@ -118,21 +118,18 @@ pub(super) fn run(args: Args, progress: bool, trigger: &str) -> Result<u8> {
     Ok(EXIT_OK)
 }
 
-fn workspace_of(pipeline: &std::path::Path, workspace: Option<PathBuf>) -> Result<Workspace> {
-    Ok(pipeline_and_workspace(pipeline, workspace)?.1)
-}
-
+/// The pipeline (with `--workspace` applied) and its workspace.
 fn pipeline_and_workspace(
     pipeline: &std::path::Path,
     workspace: Option<PathBuf>,
-) -> Result<(String, Workspace)> {
+) -> Result<(crate::config::Pipeline, Workspace)> {
     let pipeline = config::load_pipeline(pipeline, &Overrides { workspace })?;
     let workspace = Workspace::new(&pipeline.workspace);
-    Ok((pipeline.name, workspace))
+    Ok((pipeline, workspace))
 }
 
 pub(super) fn runs(args: LedgerArgs) -> Result<u8> {
-    let workspace = workspace_of(&args.pipeline, args.workspace)?;
+    let (_, workspace) = pipeline_and_workspace(&args.pipeline, args.workspace)?;
     let runs = ledger::read(&workspace);
     println!(
         "{:<32} {:<9} {:<26} {:>8} {:<18} {:<32} error",
@@ -169,13 +166,7 @@ pub(super) fn runs(args: LedgerArgs) -> Result<u8> {
 }
 
 pub(super) fn status(args: LedgerArgs) -> Result<u8> {
-    let pipeline = config::load_pipeline(
-        &args.pipeline,
-        &Overrides {
-            workspace: args.workspace,
-        },
-    )?;
-    let workspace = Workspace::new(&pipeline.workspace);
+    let (pipeline, workspace) = pipeline_and_workspace(&args.pipeline, args.workspace)?;
     let runtime = super::runtime()?;
     let history = runtime.block_on(workspace.store().history())?;
     match history.last() {
@@ -251,13 +242,7 @@ pub(super) fn status(args: LedgerArgs) -> Result<u8> {
 }
 
 pub(super) fn rollback(args: RollbackArgs) -> Result<u8> {
-    let pipeline = config::load_pipeline(
-        &args.pipeline,
-        &Overrides {
-            workspace: args.workspace,
-        },
-    )?;
-    let workspace = Workspace::new(&pipeline.workspace);
+    let (pipeline, workspace) = pipeline_and_workspace(&args.pipeline, args.workspace)?;
     let store = workspace.store();
     let runtime = super::runtime()?;
     let mut record =
@@ -349,12 +334,7 @@ Example:
   terpadu vacuum pipelines/sample.toml --retain-hours 24 --keep-versions 3";
 
 pub(super) fn vacuum(args: VacuumArgs) -> Result<u8> {
-    let pipeline = config::load_pipeline(
-        &args.pipeline,
-        &Overrides {
-            workspace: args.workspace,
-        },
-    )?;
+    let (pipeline, _) = pipeline_and_workspace(&args.pipeline, args.workspace)?;
     let retention = crate::store::Retention {
         retain_hours: args.retain_hours.unwrap_or(pipeline.retention.retain_hours),
         keep_versions: args

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use crate::util::{
-    Project, column_lists, column_text, quarantine_reasons, read_parquet, run, text, truth,
+    Project, column_lists, column_text, quarantine_reasons, read_parquet, run, text, truth, walk,
 };
 
 /// Ingests the shipped sample and returns the project.
@@ -497,20 +497,6 @@ fn each_ingest_publishes_a_new_version_and_the_previous_one_stays_readable() {
         rows(&first.files[0]),
         rows(&project.staged("sample", "pengaduan"))
     );
-}
-
-/// Every file under `dir`.
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            out.extend(walk(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
 }
 
 #[test]

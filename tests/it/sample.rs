@@ -1,6 +1,6 @@
 //! The generator through the CLI: deterministic output and complete ground truth.
 
-use crate::util::{run, text};
+use crate::util::{run, text, walk};
 
 #[test]
 fn same_seed_gives_identical_files_and_truth_covers_every_record() {
@@ -47,17 +47,4 @@ fn same_seed_gives_identical_files_and_truth_covers_every_record() {
         rows,
         "one truth line per generated record"
     );
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).expect("dir").filter_map(Result::ok) {
-        let path = entry.path();
-        if path.is_dir() {
-            out.extend(walk(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
 }

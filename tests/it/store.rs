@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::util::{Project, column_text, read_parquet, run, terpadu, text};
+use crate::util::{Project, column_text, read_parquet, run, terpadu, text, walk};
 
 fn sample_run(project: &Project, force: bool) {
     let mut args = vec!["--quiet", "run"];
@@ -38,16 +38,7 @@ fn csv_count(project: &Project, version: Option<u64>, query: &str) -> Result<u64
 }
 
 fn files_under(dir: &Path) -> BTreeSet<PathBuf> {
-    let mut out = BTreeSet::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            out.extend(files_under(&path));
-        } else {
-            out.insert(path);
-        }
-    }
-    out
+    walk(dir).into_iter().collect()
 }
 
 /// Adds civil-registry person number `n` (not in the sample), so runs differ in size.
