@@ -110,10 +110,34 @@ impl AuditLog {
     }
 }
 
-/// The SQL text as the log keeps it, and the hash of the full text.
+/// The SQL text as the log keeps it, and the hash of the full text. Quoted literals may
+/// hold a name or a birth date (`WHERE full_name = 'SITI AMINAH'`): each keeps its first
+/// character only; digit runs outside quotes are masked like a NIK.
 pub fn logged_sql(sql: &str) -> (String, String) {
+    let mut masked = String::with_capacity(sql.len());
+    let mut in_literal = false;
+    let mut first = false;
+    for c in sql.chars() {
+        match (in_literal, c) {
+            (false, '\'') => {
+                in_literal = true;
+                first = true;
+                masked.push(c);
+            }
+            (true, '\'') => {
+                in_literal = false;
+                masked.push(c);
+            }
+            (true, _) if first => {
+                first = false;
+                masked.push(if c.is_ascii_digit() { '*' } else { c });
+            }
+            (true, _) => masked.push('*'),
+            (false, _) => masked.push(c),
+        }
+    }
     (
-        crate::redact::mask_identifiers(sql),
+        crate::redact::mask_identifiers(&masked),
         crate::serve::config::hash_token(sql),
     )
 }

@@ -195,6 +195,19 @@ impl Service {
             .with_ordered(true))
     }
 
+    /// The `FlightInfo` of a catalog command: its schema, and the command itself as the
+    /// ticket (an `Any`, routed back to the matching `do_get_*`).
+    fn metadata_info(
+        &self,
+        request: Request<FlightDescriptor>,
+        schema: &Schema,
+        command: Vec<u8>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.caller(&request)?;
+        let info = self.info_for(schema, command, request.into_inner())?;
+        Ok(Response::new(info))
+    }
+
     /// Plans `handle` for `GetFlightInfo`, pinning the latest version into the ticket.
     async fn flight_info(
         &self,
@@ -447,10 +460,8 @@ impl FlightSqlService for Service {
         query: CommandGetCatalogs,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.caller(&request)?;
         let schema = query.clone().into_builder().schema();
-        let info = self.info_for(&schema, query.as_any().encode_to_vec(), request.into_inner())?;
-        Ok(Response::new(info))
+        self.metadata_info(request, &schema, query.as_any().encode_to_vec())
     }
 
     async fn do_get_catalogs(
@@ -469,10 +480,8 @@ impl FlightSqlService for Service {
         query: CommandGetDbSchemas,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.caller(&request)?;
         let schema = query.clone().into_builder().schema();
-        let info = self.info_for(&schema, query.as_any().encode_to_vec(), request.into_inner())?;
-        Ok(Response::new(info))
+        self.metadata_info(request, &schema, query.as_any().encode_to_vec())
     }
 
     async fn do_get_schemas(
@@ -491,10 +500,8 @@ impl FlightSqlService for Service {
         query: CommandGetTables,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.caller(&request)?;
         let schema = query.clone().into_builder().schema();
-        let info = self.info_for(&schema, query.as_any().encode_to_vec(), request.into_inner())?;
-        Ok(Response::new(info))
+        self.metadata_info(request, &schema, query.as_any().encode_to_vec())
     }
 
     async fn do_get_tables(
@@ -527,10 +534,8 @@ impl FlightSqlService for Service {
         query: CommandGetTableTypes,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.caller(&request)?;
-        let schema = query.into_builder().schema();
-        let info = self.info_for(&schema, query.as_any().encode_to_vec(), request.into_inner())?;
-        Ok(Response::new(info))
+        let schema = query.clone().into_builder().schema();
+        self.metadata_info(request, &schema, query.as_any().encode_to_vec())
     }
 
     async fn do_get_table_types(
@@ -549,10 +554,8 @@ impl FlightSqlService for Service {
         query: CommandGetSqlInfo,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.caller(&request)?;
         let schema = query.clone().into_builder(&self.info).schema();
-        let info = self.info_for(&schema, query.as_any().encode_to_vec(), request.into_inner())?;
-        Ok(Response::new(info))
+        self.metadata_info(request, &schema, query.as_any().encode_to_vec())
     }
 
     async fn do_get_sql_info(

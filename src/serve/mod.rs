@@ -82,29 +82,11 @@ pub async fn run(
     let tls = config.tls.as_ref().map(load_tls).transpose()?;
     let core = Arc::new(Core::new(workspace, config.clone(), insecure_local));
 
-    let mut bound = Bound {
-        postgres: None,
-        flight: None,
-    };
-    let pg_listener = match config.postgres {
-        Some(address) => {
-            let listener = tokio::net::TcpListener::bind(address)
-                .await
-                .map_err(|e| StartError::Bind(address, e))?;
-            bound.postgres = listener.local_addr().ok();
-            Some(listener)
-        }
-        None => None,
-    };
-    let flight_listener = match config.flight {
-        Some(address) => {
-            let listener = tokio::net::TcpListener::bind(address)
-                .await
-                .map_err(|e| StartError::Bind(address, e))?;
-            bound.flight = listener.local_addr().ok();
-            Some(listener)
-        }
-        None => None,
+    let pg_listener = bind(config.postgres).await?;
+    let flight_listener = bind(config.flight).await?;
+    let bound = Bound {
+        postgres: pg_listener.as_ref().and_then(|l| l.local_addr().ok()),
+        flight: flight_listener.as_ref().and_then(|l| l.local_addr().ok()),
     };
     on_bound(bound);
     tracing::info!(postgres = ?bound.postgres, flight = ?bound.flight, tls = tls.is_some(), "Serving the registry.");
@@ -145,6 +127,19 @@ pub async fn run(
     }
     tracing::info!("Server stopped.");
     Ok(())
+}
+
+/// A listener on `address`, if the protocol is enabled.
+async fn bind(
+    address: Option<SocketAddr>,
+) -> Result<Option<tokio::net::TcpListener>, StartError> {
+    match address {
+        Some(address) => tokio::net::TcpListener::bind(address)
+            .await
+            .map(Some)
+            .map_err(|e| StartError::Bind(address, e)),
+        None => Ok(None),
+    }
 }
 
 struct Tls {
