@@ -26,6 +26,8 @@
 //! - [`sql`]: DataFusion sessions over one pinned workspace version.
 //! - [`catalog`]: the read-only query surface for people's SQL (refusals, memory and time
 //!   limits).
+//! - [`serve`]: `terpadu serve`, the registry over the PostgreSQL wire protocol and Arrow
+//!   Flight SQL, with logins, roles, masking, region scopes and an audit log.
 //! - [`sample`]: the deterministic synthetic-province generator with ground truth.
 //! - [`store`]: Delta Lake tables, workspace versions, pinning, rollback, vacuum, the lock.
 //! - [`redact`]: masking of identifiers in logs and messages.
@@ -46,6 +48,7 @@ pub mod registry;
 pub mod report;
 pub mod sample;
 pub mod schedule;
+pub mod serve;
 pub mod sql;
 pub mod store;
 pub mod workspace;

@@ -16,11 +16,15 @@ patterns, code mappings to impossible values, duplicate source names), then read
 header of each input file and reports layout columns it lacks. Every problem is printed with
 its file and key; nothing stops at the first one.
 
+With --serve-config, also checks the server config of `terpadu serve` (listeners, TLS files,
+limits, roles, users' hashes and region scopes).
+
 Exit code 0 when everything is in order, 2 for configuration problems, 3 when an input is
 missing.
 
-Example:
-  terpadu check pipelines/sample.toml";
+Examples:
+  terpadu check pipelines/sample.toml
+  terpadu check pipelines/sample.toml --serve-config /etc/terpadu/serve.toml";
 
 /// Arguments of `terpadu check`.
 #[derive(Debug, clap::Args)]
@@ -32,6 +36,10 @@ pub struct Args {
     /// Check configuration only; do not look at input files.
     #[arg(long)]
     no_inputs: bool,
+
+    /// Also check this `terpadu serve` config.
+    #[arg(long, value_name = "FILE")]
+    serve_config: Option<PathBuf>,
 }
 
 pub(super) fn run(args: Args) -> Result<u8> {
@@ -101,6 +109,34 @@ pub(super) fn run(args: Args) -> Result<u8> {
             if problems.is_empty() {
                 println!("  {} rule(s): SQL plans against the registry", rules.len());
             } else {
+                code = code.max(EXIT_CONFIG);
+            }
+        }
+    }
+    if let Some(path) = &args.serve_config {
+        match crate::serve::config::ServeConfig::load(path) {
+            Ok(serve) => {
+                let listener = |a: Option<std::net::SocketAddr>| {
+                    a.map_or("off".to_string(), |a| a.to_string())
+                };
+                println!(
+                    "{}: server config with {} users, postgres {}, flight {}, TLS {}",
+                    path.display(),
+                    serve.users.len(),
+                    listener(serve.postgres),
+                    listener(serve.flight),
+                    if serve.tls.is_some() { "on" } else { "off" }
+                );
+            }
+            Err(ConfigError::Invalid(problems)) => {
+                for problem in &problems {
+                    println!("{problem}");
+                }
+                println!(
+                    "{} problem(s) in the server config {}.",
+                    problems.len(),
+                    path.display()
+                );
                 code = code.max(EXIT_CONFIG);
             }
         }

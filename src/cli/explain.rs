@@ -9,13 +9,11 @@ use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Float32Type, Float64Type, UInt32Type, UInt64Type};
 
 use super::{EXIT_FAILED, EXIT_OK};
-use crate::config::{self, Overrides};
 use crate::link::gamma::COMPARISONS;
 use crate::link::model::Model;
 use crate::normalize::nik::mask_id;
 use crate::registry;
 use crate::sql::Session;
-use crate::workspace::Workspace;
 
 pub(super) const LONG_ABOUT: &str = "\
 Explain, in words, why records were linked into one person, and which near misses were not.
@@ -95,14 +93,8 @@ fn quote(text: &str) -> String {
 }
 
 pub(super) fn run(args: Args) -> Result<u8> {
-    let pipeline = config::load_pipeline(
-        &args.pipeline,
-        &Overrides {
-            workspace: args.workspace.clone(),
-        },
-    )?;
+    let (_, workspace) = super::pipeline_and_workspace(&args.pipeline, args.workspace.clone())?;
     let target = parse_target(&args.what).map_err(anyhow::Error::msg)?;
-    let workspace = Workspace::new(&pipeline.workspace);
     if args.unmasked {
         crate::ops::ledger::record_unmasked(
             &workspace,

@@ -9,6 +9,7 @@ mod link;
 mod report;
 mod run;
 mod sample;
+mod serve;
 mod sql;
 
 use std::io::IsTerminal;
@@ -119,6 +120,12 @@ pub enum Command {
     /// Generate a synthetic province with ground truth (deterministic).
     #[command(long_about = sample::LONG_ABOUT)]
     Sample(sample::Args),
+    /// Serve the registry over the PostgreSQL wire protocol and Arrow Flight SQL.
+    #[command(long_about = serve::LONG_ABOUT)]
+    Serve(serve::Args),
+    /// Make a password hash or a bearer token for the server config.
+    #[command(long_about = serve::HASH_ABOUT)]
+    HashPassword(serve::HashArgs),
     /// Measure throughput and memory on generated data.
     #[command(long_about = bench::LONG_ABOUT)]
     Bench(bench::Args),
@@ -134,6 +141,17 @@ pub(crate) fn pipeline_path(text: &str) -> Result<PathBuf, String> {
             "no pipeline file at '{text}' (pipelines live in pipelines/*.toml)"
         ))
     }
+}
+
+/// The pipeline (with `--workspace` applied) and its workspace.
+pub(crate) fn pipeline_and_workspace(
+    pipeline: &std::path::Path,
+    workspace: Option<PathBuf>,
+) -> anyhow::Result<(crate::config::Pipeline, crate::workspace::Workspace)> {
+    let overrides = crate::config::Overrides { workspace };
+    let pipeline = crate::config::load_pipeline(pipeline, &overrides)?;
+    let workspace = crate::workspace::Workspace::new(&pipeline.workspace);
+    Ok((pipeline, workspace))
 }
 
 fn init_logging(cli: &Cli) {
@@ -193,6 +211,8 @@ pub fn main() -> ExitCode {
         Command::Report(args) => report::run(args),
         Command::Sql(args) => sql::run(args),
         Command::Sample(args) => sample::run(args, progress),
+        Command::Serve(args) => serve::run(args),
+        Command::HashPassword(args) => serve::hash(args),
         Command::Bench(args) => bench::run(args, progress),
     };
     match result {
@@ -223,6 +243,16 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
     for cause in error.chain() {
         if cause.downcast_ref::<ConfigError>().is_some() {
             return EXIT_CONFIG;
+        }
+        if let Some(e) = cause.downcast_ref::<crate::serve::StartError>() {
+            use crate::serve::StartError;
+            return match e {
+                StartError::Bind(..) | StartError::Flight(_) => EXIT_FAILED,
+                StartError::NoUsers
+                | StartError::NotLoopback(_)
+                | StartError::Tls(_)
+                | StartError::NothingToServe => EXIT_CONFIG,
+            };
         }
         if cause
             .downcast_ref::<crate::ops::RunError>()

@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 
 use super::EXIT_OK;
-use crate::config::{self, Overrides};
 use crate::report::{self, ReportOptions};
 
 pub(super) const LONG_ABOUT: &str = "\
@@ -51,12 +50,7 @@ pub struct Args {
 }
 
 pub(super) fn run(args: Args) -> Result<u8> {
-    let pipeline = config::load_pipeline(
-        &args.pipeline,
-        &Overrides {
-            workspace: args.workspace,
-        },
-    )?;
+    let (pipeline, _) = super::pipeline_and_workspace(&args.pipeline, args.workspace)?;
     let runtime = super::runtime()?;
     let (manifest, dir) = runtime
         .block_on(report::build(

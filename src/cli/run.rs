@@ -7,7 +7,6 @@ use anyhow::Result;
 use super::EXIT_OK;
 use crate::config::{self, Overrides};
 use crate::ops::{self, RunOptions, ledger};
-use crate::workspace::Workspace;
 
 pub(super) const LONG_ABOUT: &str = "\
 Run a pipeline end to end, as the nightly job: check that every source has arrived, skip what
@@ -118,18 +117,8 @@ pub(super) fn run(args: Args, progress: bool, trigger: &str) -> Result<u8> {
     Ok(EXIT_OK)
 }
 
-/// The pipeline (with `--workspace` applied) and its workspace.
-fn pipeline_and_workspace(
-    pipeline: &std::path::Path,
-    workspace: Option<PathBuf>,
-) -> Result<(crate::config::Pipeline, Workspace)> {
-    let pipeline = config::load_pipeline(pipeline, &Overrides { workspace })?;
-    let workspace = Workspace::new(&pipeline.workspace);
-    Ok((pipeline, workspace))
-}
-
 pub(super) fn runs(args: LedgerArgs) -> Result<u8> {
-    let (_, workspace) = pipeline_and_workspace(&args.pipeline, args.workspace)?;
+    let (_, workspace) = super::pipeline_and_workspace(&args.pipeline, args.workspace)?;
     let runs = ledger::read(&workspace);
     println!(
         "{:<32} {:<9} {:<26} {:>8} {:<18} {:<32} error",
@@ -166,7 +155,7 @@ pub(super) fn runs(args: LedgerArgs) -> Result<u8> {
 }
 
 pub(super) fn status(args: LedgerArgs) -> Result<u8> {
-    let (pipeline, workspace) = pipeline_and_workspace(&args.pipeline, args.workspace)?;
+    let (pipeline, workspace) = super::pipeline_and_workspace(&args.pipeline, args.workspace)?;
     let runtime = super::runtime()?;
     let history = runtime.block_on(workspace.store().history())?;
     match history.last() {
@@ -242,7 +231,7 @@ pub(super) fn status(args: LedgerArgs) -> Result<u8> {
 }
 
 pub(super) fn rollback(args: RollbackArgs) -> Result<u8> {
-    let (pipeline, workspace) = pipeline_and_workspace(&args.pipeline, args.workspace)?;
+    let (pipeline, workspace) = super::pipeline_and_workspace(&args.pipeline, args.workspace)?;
     let store = workspace.store();
     let runtime = super::runtime()?;
     let mut record =
@@ -334,7 +323,7 @@ Example:
   terpadu vacuum pipelines/sample.toml --retain-hours 24 --keep-versions 3";
 
 pub(super) fn vacuum(args: VacuumArgs) -> Result<u8> {
-    let (pipeline, _) = pipeline_and_workspace(&args.pipeline, args.workspace)?;
+    let (pipeline, _) = super::pipeline_and_workspace(&args.pipeline, args.workspace)?;
     let retention = crate::store::Retention {
         retain_hours: args.retain_hours.unwrap_or(pipeline.retention.retain_hours),
         keep_versions: args

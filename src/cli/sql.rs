@@ -7,7 +7,6 @@ use anyhow::{Context, Result};
 
 use super::EXIT_OK;
 use crate::catalog::{QueryLimits, ReadOnlySession};
-use crate::config::{self, Overrides};
 use crate::sql::{OutputFormat, print_batches};
 use crate::workspace::Workspace;
 
@@ -68,15 +67,9 @@ pub struct Args {
 }
 
 pub(super) fn run(args: Args) -> Result<u8> {
-    let pipeline = config::load_pipeline(
-        &args.pipeline,
-        &Overrides {
-            workspace: args.workspace.clone(),
-        },
-    )?;
+    let (_, workspace) = super::pipeline_and_workspace(&args.pipeline, args.workspace.clone())?;
     let runtime = super::runtime()?;
     runtime.block_on(async {
-        let workspace = Workspace::new(&pipeline.workspace);
         let limits = QueryLimits {
             memory_bytes: args.memory_limit_mb << 20,
             timeout: std::time::Duration::from_secs(args.timeout_seconds),

@@ -9,6 +9,8 @@
 //! | `nik_district(text)` | the 6-digit district (kecamatan) of first registration |
 //! | `normalize_name(text)` | the matching key of a name (titles, spellings, variants) |
 //! | `mask_id(text)` | a NIK or KK masked for circulation: `3601********0001` |
+//! | `mask_text(text)` | free text with every run of 10+ digits masked like a NIK |
+//! | `mask_id_list(list)` | each NIK or KK of a list masked like `mask_id` |
 //! | `region_name(code)` | the Kemendagri name of a region code |
 
 use std::sync::Arc;
@@ -36,6 +38,7 @@ enum TextFunction {
     NikDistrict,
     NormalizeName,
     MaskId,
+    MaskText,
     RegionName,
 }
 
@@ -49,6 +52,7 @@ impl TextFunction {
             TextFunction::NikDistrict => "nik_district",
             TextFunction::NormalizeName => "normalize_name",
             TextFunction::MaskId => "mask_id",
+            TextFunction::MaskText => "mask_text",
             TextFunction::RegionName => "region_name",
         }
     }
@@ -134,6 +138,7 @@ impl ScalarUDFImpl for TextUdf {
                             Some(normalize_name(v).name).filter(|n| !n.is_empty())
                         }
                         TextFunction::MaskId => Some(nik::mask_id(v)),
+                        TextFunction::MaskText => Some(crate::redact::mask_identifiers(v)),
                         TextFunction::RegionName => {
                             let code: String = v.chars().filter(|c| *c != '.').collect();
                             region_index().get(&code).map(|r| r.name.clone())
@@ -159,11 +164,70 @@ pub fn all() -> Vec<ScalarUDF> {
         TextFunction::NikDistrict,
         TextFunction::NormalizeName,
         TextFunction::MaskId,
+        TextFunction::MaskText,
         TextFunction::RegionName,
     ]
     .into_iter()
     .map(|f| ScalarUDF::new_from_impl(TextUdf::new(f)))
+    .chain([ScalarUDF::new_from_impl(MaskIdList::default())])
     .collect()
+}
+
+/// `mask_id_list(list)`: every element of a list of NIKs or KKs masked like `mask_id`, the
+/// list's shape (offsets, nulls) kept.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct MaskIdList {
+    signature: Signature,
+}
+
+impl Default for MaskIdList {
+    fn default() -> Self {
+        MaskIdList {
+            signature: Signature::any(1, Volatility::Immutable),
+        }
+    }
+}
+
+impl ScalarUDFImpl for MaskIdList {
+    fn name(&self) -> &str {
+        "mask_id_list"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
+        match arg_types {
+            [DataType::List(_)] => Ok(DataType::new_list(DataType::Utf8, true)),
+            _ => exec_err!("mask_id_list takes one list of text"),
+        }
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        use arrow::array::ListArray;
+        use arrow::datatypes::Field;
+        let [arg] = args.args.as_slice() else {
+            return exec_err!("mask_id_list takes exactly one argument");
+        };
+        let array = arg.to_array(args.number_rows)?;
+        let Some(list) = array.as_list_opt::<i32>() else {
+            return exec_err!("mask_id_list takes one list of text");
+        };
+        let values = cast(list.values(), &DataType::Utf8)?;
+        let masked: arrow::array::StringArray = values
+            .as_string::<i32>()
+            .iter()
+            .map(|v| v.map(nik::mask_id))
+            .collect();
+        let out = ListArray::try_new(
+            Arc::new(Field::new_list_field(DataType::Utf8, true)),
+            list.offsets().clone(),
+            Arc::new(masked),
+            list.nulls().cloned(),
+        )?;
+        Ok(ColumnarValue::Array(Arc::new(out)))
+    }
 }
 
 /// True if `array` has any non-null value (helper for tests).

@@ -200,7 +200,12 @@ impl AuditLogTable {
                 int(&|r| Some(r.duration_ms as i64)),
                 text(&|r| Some(r.outcome.clone())),
                 text(&|r| r.message.clone()),
-                Arc::new(records.iter().map(|r| Some(r.unmasked)).collect::<BooleanArray>()),
+                Arc::new(
+                    records
+                        .iter()
+                        .map(|r| Some(r.unmasked))
+                        .collect::<BooleanArray>(),
+                ),
             ],
         )?)
     }
@@ -208,10 +213,6 @@ impl AuditLogTable {
 
 #[async_trait::async_trait]
 impl TableProvider for AuditLogTable {
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
-
     fn schema(&self) -> SchemaRef {
         Self::table_schema()
     }

@@ -111,7 +111,7 @@ impl Default for ServerSection {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RoleSection {
-    tables: Vec<TableGroup>,
+    tables: Vec<String>,
     #[serde(default)]
     unmasked: bool,
     scope: Option<String>,
@@ -256,6 +256,16 @@ impl ServeConfig {
                 None
             }
         };
+        for (key, value) in [
+            ("timeout_seconds", server.timeout_seconds),
+            ("memory_limit_mb", server.memory_limit_mb as u64),
+            ("max_login_failures", u64::from(server.max_login_failures)),
+            ("token_ttl_seconds", server.token_ttl_seconds),
+        ] {
+            if value == 0 {
+                problems.push(format!("[server] {key} must be at least 1"));
+            }
+        }
         if server.max_concurrent_statements == 0 {
             problems.push("[server] max_concurrent_statements must be at least 1".into());
         }
@@ -278,13 +288,27 @@ impl ServeConfig {
                 }
             };
             if role.tables.is_empty() {
-                problems.push(format!("[roles.{name}]: tables is empty; the role would see nothing"));
+                problems.push(format!(
+                    "[roles.{name}]: tables is empty; the role would see nothing"
+                ));
+            }
+            let mut groups = BTreeSet::new();
+            for table in &role.tables {
+                match TableGroup::parse(table) {
+                    Some(group) => {
+                        groups.insert(group);
+                    }
+                    None => problems.push(format!(
+                        "[roles.{name}]: unknown table group '{}' (known: registry, reports, staged, operations, audit)",
+                        crate::redact::escape_controls(table)
+                    )),
+                }
             }
             roles.insert(
                 name.clone(),
                 Policy {
                     role: name.clone(),
-                    groups: role.tables.iter().copied().collect::<BTreeSet<_>>(),
+                    groups,
                     unmasked: role.unmasked,
                     scope,
                 },

@@ -33,7 +33,13 @@ pub enum ServeError {
     /// Too many failed logins from this address.
     #[error("too many failed logins for user '{0}' from this address; try again in {1} s")]
     LockedOut(String, u64),
-    /// The statement may not run (writes, unknown or out-of-scope table, bad SQL).
+    /// The statement would write, define or set something.
+    #[error("{0} is not allowed: the registry is read-only; use SELECT")]
+    ReadOnly(String),
+    /// The statement names a table the caller's role does not have (or no table at all).
+    #[error("{0}")]
+    UnknownTable(String),
+    /// The statement may not run (bad SQL, a bad parameter).
     #[error("{0}")]
     Refused(String),
     /// The server is at its limit of concurrent statements.
@@ -50,10 +56,16 @@ pub enum ServeError {
 impl From<SqlError> for ServeError {
     fn from(e: SqlError) -> Self {
         match e {
-            SqlError::Store(_) | SqlError::NothingStaged(_) => ServeError::Unavailable(e.to_string()),
-            SqlError::ReadOnly(kind) => ServeError::Refused(format!(
-                "{kind} is not allowed: the registry is read-only; use SELECT"
-            )),
+            SqlError::Store(_) | SqlError::NothingStaged(_) => {
+                ServeError::Unavailable(e.to_string())
+            }
+            SqlError::ReadOnly(kind) => ServeError::ReadOnly(kind),
+            SqlError::Query(DataFusionError::Plan(message)) if message.contains("not found") => {
+                ServeError::UnknownTable(format!(
+                    "{}; this login's tables are listed by \\dt or information_schema.tables",
+                    crate::redact::mask_identifiers(&message)
+                ))
+            }
             other => ServeError::Refused(crate::redact::mask_identifiers(&other.to_string())),
         }
     }
@@ -281,7 +293,8 @@ impl Core {
         } else {
             Vec::new()
         };
-        let catalog = Arc::new(RoleCatalog::build(&catalogs.snapshot, &identity.policy, extra).await?);
+        let catalog =
+            Arc::new(RoleCatalog::build(&catalogs.snapshot, &identity.policy, extra).await?);
         super::postgres::register_pg_catalog(&catalog).await?;
         roles.insert(identity.policy.clone(), catalog.clone());
         Ok(catalog)
@@ -324,7 +337,10 @@ impl Core {
                 older.remove(&oldest);
             }
         }
-        tracing::info!(version = catalogs.snapshot.version(), "Serving workspace version.");
+        tracing::info!(
+            version = catalogs.snapshot.version(),
+            "Serving workspace version."
+        );
         *latest = Some((stamp, catalogs.clone()));
         Ok(catalogs)
     }
@@ -517,7 +533,12 @@ fn parameter_types(plan: &LogicalPlan) -> Vec<Option<DataType>> {
     numbered.sort_by_key(|(n, _)| *n);
     let count = numbered.last().map(|(n, _)| *n).unwrap_or(0);
     (1..=count)
-        .map(|n| numbered.iter().find(|(m, _)| *m == n).and_then(|(_, t)| t.clone()))
+        .map(|n| {
+            numbered
+                .iter()
+                .find(|(m, _)| *m == n)
+                .and_then(|(_, t)| t.clone())
+        })
         .collect()
 }
 
@@ -538,9 +559,7 @@ impl Param {
         match (self, expected) {
             (Param::Null, Some(t)) => ScalarValue::try_from(&t).map_err(bad),
             (Param::Null, None) => Ok(ScalarValue::Utf8(None)),
-            (Param::Text(text), Some(t)) => {
-                ScalarValue::try_from_string(text, &t).map_err(bad)
-            }
+            (Param::Text(text), Some(t)) => ScalarValue::try_from_string(text, &t).map_err(bad),
             (Param::Text(text), None) => Ok(ScalarValue::Utf8(Some(text))),
             (Param::Value(v), Some(t)) if v.data_type() != t => v.cast_to(&t).map_err(bad),
             (Param::Value(v), _) => Ok(v),

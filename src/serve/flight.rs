@@ -98,8 +98,7 @@ impl Service {
         );
         builder.append(SqlInfo::FlightSqlServerCancel, false);
         let info = Arc::new(builder.build().expect("static SqlInfo is valid"));
-        FlightServiceServer::new(Service { core, info })
-            .max_decoding_message_size(16 << 20)
+        FlightServiceServer::new(Service { core, info }).max_decoding_message_size(16 << 20)
     }
 
     fn status(e: &ServeError) -> Status {
@@ -107,9 +106,8 @@ impl Service {
             ServeError::BadLogin(_) | ServeError::LockedOut(_, _) => {
                 Status::unauthenticated(e.to_string())
             }
-            ServeError::Refused(m) if m.contains("read-only") => {
-                Status::permission_denied(e.to_string())
-            }
+            ServeError::ReadOnly(_) => Status::permission_denied(e.to_string()),
+            ServeError::UnknownTable(_) => Status::not_found(e.to_string()),
             ServeError::Refused(_) => Status::invalid_argument(e.to_string()),
             ServeError::Busy(_) => Status::resource_exhausted(e.to_string()),
             ServeError::Timeout(_) => Status::deadline_exceeded(e.to_string()),
@@ -260,13 +258,11 @@ impl Service {
 
     fn once(
         schema: arrow::datatypes::SchemaRef,
-        batch: Result<arrow::array::RecordBatch, arrow::error::ArrowError>,
+        batch: Result<arrow::array::RecordBatch, FlightError>,
     ) -> Response<<Self as FlightService>::DoGetStream> {
         let stream = FlightDataEncoderBuilder::new()
             .with_schema(schema)
-            .build(futures::stream::once(async move {
-                batch.map_err(FlightError::Arrow)
-            }))
+            .build(futures::stream::once(async move { batch }))
             .map_err(Status::from);
         Response::new(Box::pin(stream))
     }
@@ -307,7 +303,8 @@ impl FlightSqlService for Service {
             version: None,
             params: Vec::new(),
         };
-        self.flight_info(&caller, handle, request.into_inner()).await
+        self.flight_info(&caller, handle, request.into_inner())
+            .await
     }
 
     async fn get_flight_info_prepared_statement(
@@ -317,7 +314,8 @@ impl FlightSqlService for Service {
     ) -> Result<Response<FlightInfo>, Status> {
         let caller = self.caller(&request)?;
         let handle = Handle::decode(&query.prepared_statement_handle)?;
-        self.flight_info(&caller, handle, request.into_inner()).await
+        self.flight_info(&caller, handle, request.into_inner())
+            .await
     }
 
     async fn do_get_statement(

@@ -77,7 +77,9 @@ pub async fn run(
                 return Err(StartError::NotLoopback(*address));
             }
         }
-        tracing::warn!("Serving without authentication (--insecure-local): every login is a masked planner, on loopback only.");
+        tracing::warn!(
+            "Serving without authentication (--insecure-local): every login is a masked planner, on loopback only."
+        );
     }
     let tls = config.tls.as_ref().map(load_tls).transpose()?;
     let core = Arc::new(Core::new(workspace, config.clone(), insecure_local));
@@ -93,7 +95,12 @@ pub async fn run(
 
     let pg_task = pg_listener.map(|listener| {
         let rustls = tls.as_ref().map(|t| t.rustls.clone());
-        tokio::spawn(postgres::serve(core.clone(), listener, rustls, shutdown.clone()))
+        tokio::spawn(postgres::serve(
+            core.clone(),
+            listener,
+            rustls,
+            shutdown.clone(),
+        ))
     });
     let flight_task = flight_listener.map(|listener| {
         let mut builder = tonic::transport::Server::builder();
@@ -130,9 +137,7 @@ pub async fn run(
 }
 
 /// A listener on `address`, if the protocol is enabled.
-async fn bind(
-    address: Option<SocketAddr>,
-) -> Result<Option<tokio::net::TcpListener>, StartError> {
+async fn bind(address: Option<SocketAddr>) -> Result<Option<tokio::net::TcpListener>, StartError> {
     match address {
         Some(address) => tokio::net::TcpListener::bind(address)
             .await

@@ -32,8 +32,7 @@ use pgwire::api::results::{
 };
 use pgwire::api::stmt::{QueryParser, StoredStatement};
 use pgwire::api::{
-    ClientInfo, ClientPortalStore, METADATA_USER, PgWireConnectionState, PgWireServerHandlers,
-    Type,
+    ClientInfo, ClientPortalStore, METADATA_USER, PgWireConnectionState, PgWireServerHandlers, Type,
 };
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::startup::Authentication;
@@ -111,8 +110,8 @@ fn pg_error(e: &ServeError) -> PgWireError {
     let code = match e {
         ServeError::BadLogin(_) => "28P01",
         ServeError::LockedOut(_, _) => "28000",
-        ServeError::Refused(m) if m.contains("read-only") => "25006",
-        ServeError::Refused(m) if m.contains("not found") => "42P01",
+        ServeError::ReadOnly(_) => "25006",
+        ServeError::UnknownTable(_) => "42P01",
         ServeError::Refused(_) => "42000",
         ServeError::Busy(_) => "53300",
         ServeError::Timeout(_) => "57014",
@@ -294,7 +293,8 @@ fn rewrite(statement: &mut sqlparser::ast::Statement) {
             && i.value.starts_with("pg_")
             && PG_TABLES.contains(&i.value.as_str())
         {
-            name.0.insert(0, ObjectNamePart::Identifier(Ident::new("pg_catalog")));
+            name.0
+                .insert(0, ObjectNamePart::Identifier(Ident::new("pg_catalog")));
         }
         ControlFlow::<()>::Continue(())
     });
@@ -340,7 +340,13 @@ impl Queries {
     ) -> Result<Response, ServeError> {
         let stream = self
             .core
-            .run(&connection.caller, &connection.catalog, sent, planned, params)
+            .run(
+                &connection.caller,
+                &connection.catalog,
+                sent,
+                planned,
+                params,
+            )
             .await?;
         let fields = Arc::new(field_infos(&stream.schema(), format));
         let encoder_fields = fields.clone();
@@ -371,7 +377,9 @@ impl SimpleQueryHandler for Queries {
                 Some(PgStatement::Begin) => {
                     responses.push(Response::TransactionStart(Tag::new("BEGIN")))
                 }
-                Some(PgStatement::End(tag)) => responses.push(Response::TransactionEnd(Tag::new(tag))),
+                Some(PgStatement::End(tag)) => {
+                    responses.push(Response::TransactionEnd(Tag::new(tag)))
+                }
                 _ => {
                     let (sent, planned) = parts(&joined);
                     match self
@@ -495,9 +503,15 @@ impl ExtendedQueryHandler for Queries {
                 ..
             } => {
                 let params = portal_params(portal, parameters)?;
-                self.execute(&connection, sent, planned, params, &portal.result_column_format)
-                    .await
-                    .map_err(|e| pg_error(&e))
+                self.execute(
+                    &connection,
+                    sent,
+                    planned,
+                    params,
+                    &portal.result_column_format,
+                )
+                .await
+                .map_err(|e| pg_error(&e))
             }
         }
     }
@@ -515,7 +529,8 @@ impl ExtendedQueryHandler for Queries {
     {
         let parser = self.query_parser();
         let types = parser.get_parameter_types(&statement.statement)?;
-        let fields = parser.get_result_schema(&statement.statement, Some(&Format::UnifiedBinary))?;
+        let fields =
+            parser.get_result_schema(&statement.statement, Some(&Format::UnifiedBinary))?;
         Ok(DescribeStatementResponse::new(types, fields))
     }
 
@@ -530,9 +545,10 @@ impl ExtendedQueryHandler for Queries {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let fields = self
-            .query_parser()
-            .get_result_schema(&portal.statement.statement, Some(&portal.result_column_format))?;
+        let fields = self.query_parser().get_result_schema(
+            &portal.statement.statement,
+            Some(&portal.result_column_format),
+        )?;
         Ok(DescribePortalResponse::new(fields))
     }
 }
@@ -569,12 +585,24 @@ fn portal_params(
                     .unwrap_or(Type::TEXT)
             });
         let value = match declared {
-            Type::INT2 => portal.parameter::<i16>(i, &declared)?.map(|v| ScalarValue::Int16(Some(v))),
-            Type::INT4 => portal.parameter::<i32>(i, &declared)?.map(|v| ScalarValue::Int32(Some(v))),
-            Type::INT8 => portal.parameter::<i64>(i, &declared)?.map(|v| ScalarValue::Int64(Some(v))),
-            Type::FLOAT4 => portal.parameter::<f32>(i, &declared)?.map(|v| ScalarValue::Float32(Some(v))),
-            Type::FLOAT8 => portal.parameter::<f64>(i, &declared)?.map(|v| ScalarValue::Float64(Some(v))),
-            Type::BOOL => portal.parameter::<bool>(i, &declared)?.map(|v| ScalarValue::Boolean(Some(v))),
+            Type::INT2 => portal
+                .parameter::<i16>(i, &declared)?
+                .map(|v| ScalarValue::Int16(Some(v))),
+            Type::INT4 => portal
+                .parameter::<i32>(i, &declared)?
+                .map(|v| ScalarValue::Int32(Some(v))),
+            Type::INT8 => portal
+                .parameter::<i64>(i, &declared)?
+                .map(|v| ScalarValue::Int64(Some(v))),
+            Type::FLOAT4 => portal
+                .parameter::<f32>(i, &declared)?
+                .map(|v| ScalarValue::Float32(Some(v))),
+            Type::FLOAT8 => portal
+                .parameter::<f64>(i, &declared)?
+                .map(|v| ScalarValue::Float64(Some(v))),
+            Type::BOOL => portal
+                .parameter::<bool>(i, &declared)?
+                .map(|v| ScalarValue::Boolean(Some(v))),
             _ => portal
                 .parameter::<String>(i, &Type::TEXT)?
                 .map(|v| ScalarValue::Utf8(Some(v))),
@@ -651,7 +679,10 @@ fn canonical(array: &ArrayRef, pg: &Type) -> Result<ArrayRef, arrow::error::Arro
     }
 }
 
-fn encode(batch: &RecordBatch, fields: &Arc<Vec<FieldInfo>>) -> Vec<PgWireResult<pgwire::messages::data::DataRow>> {
+fn encode(
+    batch: &RecordBatch,
+    fields: &Arc<Vec<FieldInfo>>,
+) -> Vec<PgWireResult<pgwire::messages::data::DataRow>> {
     use arrow::datatypes::{
         Date32Type, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type,
         TimestampMicrosecondType,
@@ -673,29 +704,68 @@ fn encode(batch: &RecordBatch, fields: &Arc<Vec<FieldInfo>>) -> Vec<PgWireResult
         for (column, field) in columns.iter().zip(fields.iter()) {
             let null = column.is_null(row);
             result = match *field.datatype() {
-                Type::BOOL => encoder.encode_field(&(!null).then(|| column.as_boolean().value(row))),
-                Type::INT2 => encoder.encode_field(&(!null).then(|| column.as_primitive::<Int16Type>().value(row))),
-                Type::INT4 => encoder.encode_field(&(!null).then(|| column.as_primitive::<Int32Type>().value(row))),
-                Type::INT8 => encoder.encode_field(&(!null).then(|| column.as_primitive::<Int64Type>().value(row))),
-                Type::FLOAT4 => encoder.encode_field(&(!null).then(|| column.as_primitive::<Float32Type>().value(row))),
-                Type::FLOAT8 => encoder.encode_field(&(!null).then(|| column.as_primitive::<Float64Type>().value(row))),
-                Type::DATE => encoder.encode_field(&(!null)
-                    .then(|| column.as_primitive::<Date32Type>().value_as_date(row))
-                    .flatten()),
-                Type::TIMESTAMP => encoder.encode_field(&(!null)
-                    .then(|| column.as_primitive::<TimestampMicrosecondType>().value_as_datetime(row))
-                    .flatten()),
-                Type::TIMESTAMPTZ => encoder.encode_field(&(!null)
-                    .then(|| column.as_primitive::<TimestampMicrosecondType>().value_as_datetime(row).map(|d| d.and_utc()))
-                    .flatten()),
+                Type::BOOL => {
+                    encoder.encode_field(&(!null).then(|| column.as_boolean().value(row)))
+                }
+                Type::INT2 => encoder
+                    .encode_field(&(!null).then(|| column.as_primitive::<Int16Type>().value(row))),
+                Type::INT4 => encoder
+                    .encode_field(&(!null).then(|| column.as_primitive::<Int32Type>().value(row))),
+                Type::INT8 => encoder
+                    .encode_field(&(!null).then(|| column.as_primitive::<Int64Type>().value(row))),
+                Type::FLOAT4 => encoder.encode_field(
+                    &(!null).then(|| column.as_primitive::<Float32Type>().value(row)),
+                ),
+                Type::FLOAT8 => encoder.encode_field(
+                    &(!null).then(|| column.as_primitive::<Float64Type>().value(row)),
+                ),
+                Type::DATE => encoder.encode_field(
+                    &(!null)
+                        .then(|| column.as_primitive::<Date32Type>().value_as_date(row))
+                        .flatten(),
+                ),
+                Type::TIMESTAMP => encoder.encode_field(
+                    &(!null)
+                        .then(|| {
+                            column
+                                .as_primitive::<TimestampMicrosecondType>()
+                                .value_as_datetime(row)
+                        })
+                        .flatten(),
+                ),
+                Type::TIMESTAMPTZ => encoder.encode_field(
+                    &(!null)
+                        .then(|| {
+                            column
+                                .as_primitive::<TimestampMicrosecondType>()
+                                .value_as_datetime(row)
+                                .map(|d| d.and_utc())
+                        })
+                        .flatten(),
+                ),
                 Type::INT8_ARRAY => encoder.encode_field(&(!null).then(|| {
-                    column.as_list::<i32>().value(row).as_primitive::<Int64Type>().iter().collect::<Vec<_>>()
+                    column
+                        .as_list::<i32>()
+                        .value(row)
+                        .as_primitive::<Int64Type>()
+                        .iter()
+                        .collect::<Vec<_>>()
                 })),
                 Type::FLOAT8_ARRAY => encoder.encode_field(&(!null).then(|| {
-                    column.as_list::<i32>().value(row).as_primitive::<Float64Type>().iter().collect::<Vec<_>>()
+                    column
+                        .as_list::<i32>()
+                        .value(row)
+                        .as_primitive::<Float64Type>()
+                        .iter()
+                        .collect::<Vec<_>>()
                 })),
                 Type::BOOL_ARRAY => encoder.encode_field(&(!null).then(|| {
-                    column.as_list::<i32>().value(row).as_boolean().iter().collect::<Vec<_>>()
+                    column
+                        .as_list::<i32>()
+                        .value(row)
+                        .as_boolean()
+                        .iter()
+                        .collect::<Vec<_>>()
                 })),
                 Type::TEXT_ARRAY => encoder.encode_field(&(!null).then(|| {
                     column
@@ -750,13 +820,16 @@ const FIRST_TABLE_OID: i32 = 16384;
 pub async fn register_pg_catalog(catalog: &RoleCatalog) -> Result<(), ServeError> {
     use arrow::array::{BooleanArray, Int16Array, Int32Array, StringArray};
     use datafusion::catalog::{MemorySchemaProvider, SchemaProvider};
-    let fail = |e: &dyn std::fmt::Display| ServeError::Unavailable(format!("building pg_catalog: {e}"));
+    let fail =
+        |e: &dyn std::fmt::Display| ServeError::Unavailable(format!("building pg_catalog: {e}"));
     let ctx = catalog.context();
     let schema = Arc::new(MemorySchemaProvider::new());
     let table = |fields: Vec<Field>, columns: Vec<ArrayRef>| -> Result<Arc<MemTable>, ServeError> {
         let schema = Arc::new(Schema::new(fields));
         let batch = RecordBatch::try_new(schema.clone(), columns).map_err(|e| fail(&e))?;
-        Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]]).map_err(|e| fail(&e))?))
+        Ok(Arc::new(
+            MemTable::try_new(schema, vec![vec![batch]]).map_err(|e| fail(&e))?,
+        ))
     };
     let text = |n: &str| Field::new(n, DataType::Utf8, true);
     let int = |n: &str| Field::new(n, DataType::Int32, true);
@@ -775,7 +848,9 @@ pub async fn register_pg_catalog(catalog: &RoleCatalog) -> Result<(), ServeError
     let n = tables.len();
     let oids: Vec<i32> = (0..n as i32).map(|i| FIRST_TABLE_OID + i).collect();
     let register = |name: &str, t: Arc<MemTable>| -> Result<(), ServeError> {
-        schema.register_table(name.to_string(), t).map_err(|e| fail(&e))?;
+        schema
+            .register_table(name.to_string(), t)
+            .map_err(|e| fail(&e))?;
         Ok(())
     };
     register(
@@ -784,7 +859,11 @@ pub async fn register_pg_catalog(catalog: &RoleCatalog) -> Result<(), ServeError
             vec![int("oid"), text("nspname"), int("nspowner")],
             vec![
                 ints(vec![NAMESPACE_CATALOG, NAMESPACE_PUBLIC, 13000]),
-                strings(vec!["pg_catalog".into(), "public".into(), "information_schema".into()]),
+                strings(vec![
+                    "pg_catalog".into(),
+                    "public".into(),
+                    "information_schema".into(),
+                ]),
                 ints(vec![10, 10, 10]),
             ],
         )?,
@@ -891,7 +970,14 @@ pub async fn register_pg_catalog(catalog: &RoleCatalog) -> Result<(), ServeError
     register(
         "pg_type",
         table(
-            vec![int("oid"), text("typname"), int("typnamespace"), text("typtype"), int("typelem"), Field::new("typlen", DataType::Int16, true)],
+            vec![
+                int("oid"),
+                text("typname"),
+                int("typnamespace"),
+                text("typtype"),
+                int("typelem"),
+                Field::new("typlen", DataType::Int16, true),
+            ],
             vec![
                 ints(types.iter().map(|t| t.oid() as i32).collect()),
                 strings(types.iter().map(|t| t.name().to_string()).collect()),
@@ -905,8 +991,20 @@ pub async fn register_pg_catalog(catalog: &RoleCatalog) -> Result<(), ServeError
     register(
         "pg_database",
         table(
-            vec![int("oid"), text("datname"), int("datdba"), int("encoding"), text("datcollate")],
-            vec![ints(vec![1]), strings(vec!["terpadu".into()]), ints(vec![10]), ints(vec![6]), strings(vec!["C".into()])],
+            vec![
+                int("oid"),
+                text("datname"),
+                int("datdba"),
+                int("encoding"),
+                text("datcollate"),
+            ],
+            vec![
+                ints(vec![1]),
+                strings(vec!["terpadu".into()]),
+                ints(vec![10]),
+                ints(vec![6]),
+                strings(vec!["C".into()]),
+            ],
         )?,
     )?;
     register(
@@ -923,8 +1021,16 @@ pub async fn register_pg_catalog(catalog: &RoleCatalog) -> Result<(), ServeError
     register(
         "pg_roles",
         table(
-            vec![int("oid"), text("rolname"), Field::new("rolsuper", DataType::Boolean, true)],
-            vec![ints(vec![10]), strings(vec!["terpadu".into()]), Arc::new(BooleanArray::from(vec![false]))],
+            vec![
+                int("oid"),
+                text("rolname"),
+                Field::new("rolsuper", DataType::Boolean, true),
+            ],
+            vec![
+                ints(vec![10]),
+                strings(vec!["terpadu".into()]),
+                Arc::new(BooleanArray::from(vec![false])),
+            ],
         )?,
     )?;
     register(
@@ -932,21 +1038,53 @@ pub async fn register_pg_catalog(catalog: &RoleCatalog) -> Result<(), ServeError
         table(
             vec![text("name"), text("setting")],
             vec![
-                strings(vec!["server_version".into(), "default_transaction_read_only".into()]),
+                strings(vec![
+                    "server_version".into(),
+                    "default_transaction_read_only".into(),
+                ]),
                 strings(vec!["16.0".into(), "on".into()]),
             ],
         )?,
     )?;
     for (name, fields) in [
         ("pg_am", vec![int("oid"), text("amname")]),
-        ("pg_description", vec![int("objoid"), int("classoid"), int("objsubid"), text("description")]),
-        ("pg_index", vec![int("indexrelid"), int("indrelid"), Field::new("indisprimary", DataType::Boolean, true)]),
+        (
+            "pg_description",
+            vec![
+                int("objoid"),
+                int("classoid"),
+                int("objsubid"),
+                text("description"),
+            ],
+        ),
+        (
+            "pg_index",
+            vec![
+                int("indexrelid"),
+                int("indrelid"),
+                Field::new("indisprimary", DataType::Boolean, true),
+            ],
+        ),
         ("pg_inherits", vec![int("inhrelid"), int("inhparent")]),
-        ("pg_constraint", vec![int("oid"), text("conname"), int("conrelid"), text("contype")]),
-        ("pg_proc", vec![int("oid"), text("proname"), int("pronamespace")]),
+        (
+            "pg_constraint",
+            vec![
+                int("oid"),
+                text("conname"),
+                int("conrelid"),
+                text("contype"),
+            ],
+        ),
+        (
+            "pg_proc",
+            vec![int("oid"), text("proname"), int("pronamespace")],
+        ),
     ] {
         let schema = Arc::new(Schema::new(fields));
-        register(name, Arc::new(MemTable::try_new(schema, vec![vec![]]).map_err(|e| fail(&e))?))?;
+        register(
+            name,
+            Arc::new(MemTable::try_new(schema, vec![vec![]]).map_err(|e| fail(&e))?),
+        )?;
     }
     let terpadu = ctx
         .catalog("terpadu")
@@ -975,14 +1113,46 @@ fn catalog_functions() -> Vec<datafusion::logical_expr::ScalarUDF> {
         )
     };
     vec![
-        constant("pg_get_userbyid", vec![DataType::Int32], ScalarValue::Utf8(Some("terpadu".into()))),
-        constant("pg_table_is_visible", vec![DataType::Int32], ScalarValue::Boolean(Some(true))),
-        constant("current_database", vec![], ScalarValue::Utf8(Some("terpadu".into()))),
-        constant("current_schema", vec![], ScalarValue::Utf8(Some("public".into()))),
-        constant("obj_description", vec![DataType::Int32, DataType::Utf8], ScalarValue::Utf8(None)),
-        constant("col_description", vec![DataType::Int32, DataType::Int32], ScalarValue::Utf8(None)),
-        constant("pg_encoding_to_char", vec![DataType::Int32], ScalarValue::Utf8(Some("UTF8".into()))),
-        constant("has_table_privilege", vec![DataType::Utf8, DataType::Utf8], ScalarValue::Boolean(Some(true))),
+        constant(
+            "pg_get_userbyid",
+            vec![DataType::Int32],
+            ScalarValue::Utf8(Some("terpadu".into())),
+        ),
+        constant(
+            "pg_table_is_visible",
+            vec![DataType::Int32],
+            ScalarValue::Boolean(Some(true)),
+        ),
+        constant(
+            "current_database",
+            vec![],
+            ScalarValue::Utf8(Some("terpadu".into())),
+        ),
+        constant(
+            "current_schema",
+            vec![],
+            ScalarValue::Utf8(Some("public".into())),
+        ),
+        constant(
+            "obj_description",
+            vec![DataType::Int32, DataType::Utf8],
+            ScalarValue::Utf8(None),
+        ),
+        constant(
+            "col_description",
+            vec![DataType::Int32, DataType::Int32],
+            ScalarValue::Utf8(None),
+        ),
+        constant(
+            "pg_encoding_to_char",
+            vec![DataType::Int32],
+            ScalarValue::Utf8(Some("UTF8".into())),
+        ),
+        constant(
+            "has_table_privilege",
+            vec![DataType::Utf8, DataType::Utf8],
+            ScalarValue::Boolean(Some(true)),
+        ),
     ]
 }
 
@@ -995,13 +1165,14 @@ pub async fn serve(
 ) {
     let acceptor = tls.map(|config| pgwire::tokio::tokio_rustls::TlsAcceptor::from(config));
     let handlers = Handlers::new(core, acceptor.is_some());
+    let connection_stop = shutdown.clone();
     loop {
         tokio::select! {
             accepted = listener.accept() => {
                 let Ok((socket, _)) = accepted else { continue };
                 let handlers = handlers.clone();
                 let acceptor = acceptor.clone();
-                let mut stop = shutdown.clone();
+                let mut stop = connection_stop.clone();
                 tokio::spawn(async move {
                     tokio::select! {
                         result = pgwire::tokio::process_socket(socket, acceptor, handlers) => {

@@ -9,6 +9,7 @@ mod ops;
 mod registry;
 mod report;
 mod sample;
+mod serve;
 mod sql;
 mod store;
 mod util;

@@ -253,3 +253,38 @@ pub fn truth(dir: &Path) -> HashMap<(String, u64), (String, String)> {
         .map(|(key, (person, _family, noise))| (key, (person, noise.join(";"))))
         .collect()
 }
+
+/// `terpadu --quiet run` on the project's sample pipeline (with `--force`), asserting success.
+pub fn sample_run(project: &Project, force: bool) {
+    let mut args = vec!["--quiet", "run"];
+    let pipeline = project.pipeline("sample");
+    args.push(&pipeline);
+    if force {
+        args.push("--force");
+    }
+    let out = run(&args);
+    assert!(out.status.success(), "{}", text(&out));
+}
+
+/// Appends one new person (serial `7000 + n`) to the sample's civil-registry extract, so the
+/// next run publishes a version with one more person.
+pub fn add_person(project: &Project, n: u32) {
+    let dir = project.path().join("sample_data/dukcapil");
+    let file = std::fs::read_dir(&dir)
+        .expect("dir")
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.is_file())
+        .expect("a file");
+    let mut text = std::fs::read_to_string(&file).expect("read");
+    let names = [
+        "ASIH", "BINTARI", "CAHYATI", "DEWANTI", "ENDAH", "FITRIA", "GITA", "HASNAH", "INDAH",
+        "JUWITA", "KARTIKA", "LESTARI",
+    ];
+    text.push_str(&format!(
+        "360101550799{serial:04}|360101150310{serial:04}|NENENG {name}|PANDEGLANG|15-07-1999|2|1|4|ISLAM|PETANI|36|1|1|2001|KP. SUKAMAJU|001|002|HIDUP|\n",
+        serial = 7000 + n,
+        name = names[n as usize % names.len()],
+    ));
+    std::fs::write(&file, text).expect("write");
+}

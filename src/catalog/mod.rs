@@ -1,5 +1,5 @@
-//! The read-only query surface that people's SQL goes through (`terpadu sql`, and the network
-//! server next): one pinned workspace version, statements that can only read, and limits on
+//! The read-only query surface that people's SQL goes through (`terpadu sql` and
+//! `terpadu serve`): one pinned workspace version, statements that can only read, and limits on
 //! memory and time so that a runaway query cannot starve the nightly run on the same machine.
 //!
 //! A statement is planned, then refused if its plan (or any subquery, or a plan wrapped in
@@ -7,6 +7,10 @@
 //! `UPDATE`), `COPY`, DDL (`CREATE [EXTERNAL] TABLE`, `CREATE VIEW`, `DROP`), and statements
 //! (`SET`, `BEGIN`, `PREPARE`). File paths and URLs in `FROM` are unknown tables: URL tables
 //! stay off.
+//!
+//! [`policy`] builds a role's catalog of masked, region-scoped views for the network server.
+
+pub mod policy;
 
 use std::time::Duration;
 
@@ -63,14 +67,7 @@ impl ReadOnlySession {
         snapshot: &Snapshot,
         limits: QueryLimits,
     ) -> Result<ReadOnlySession, SqlError> {
-        // No spilling: a statement's memory is its limit, and a planner's query never fills
-        // the disk that the nightly run writes to.
-        let runtime = RuntimeEnvBuilder::new()
-            .with_memory_limit(limits.memory_bytes, 1.0)
-            .with_disk_manager_builder(
-                DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled),
-            )
-            .build_arc()?;
+        let runtime = limited_runtime(limits)?;
         let config = SessionConfig::new()
             .with_information_schema(true)
             .with_default_catalog_and_schema("terpadu", "public");
@@ -96,19 +93,7 @@ impl ReadOnlySession {
 
     /// Plans `sql` and refuses anything that is not a read.
     pub async fn plan(&self, sql: &str) -> Result<LogicalPlan, SqlError> {
-        let state = self.session.ctx.state();
-        let plan = state.create_logical_plan(sql).await?;
-        if let Some(kind) = writing_node(&plan) {
-            return Err(SqlError::ReadOnly(kind));
-        }
-        // DataFusion's own check as a second line.
-        SQLOptions::new()
-            .with_allow_ddl(false)
-            .with_allow_dml(false)
-            .with_allow_statements(false)
-            .verify_plan(&plan)
-            .map_err(|_| SqlError::ReadOnly("this statement".into()))?;
-        Ok(plan)
+        plan_read_only(&self.session.ctx, sql).await
     }
 
     /// Runs one read-only statement within the limits.
@@ -120,6 +105,54 @@ impl ReadOnlySession {
             Err(_) => Err(SqlError::Timeout(self.limits.timeout)),
         }
     }
+}
+
+/// Plans `sql` in `ctx` and refuses anything that is not a read.
+pub async fn plan_read_only(ctx: &SessionContext, sql: &str) -> Result<LogicalPlan, SqlError> {
+    let plan = ctx.state().create_logical_plan(sql).await?;
+    check_read_only(&plan)?;
+    Ok(plan)
+}
+
+/// Refuses `plan` if it (or any subquery, or a plan wrapped in `EXPLAIN`) writes, defines
+/// or sets anything.
+pub fn check_read_only(plan: &LogicalPlan) -> Result<(), SqlError> {
+    if let Some(kind) = writing_node(plan) {
+        return Err(SqlError::ReadOnly(kind));
+    }
+    // DataFusion's own check as a second line.
+    SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false)
+        .verify_plan(plan)
+        .map_err(|_| SqlError::ReadOnly("this statement".into()))
+}
+
+/// A runtime whose memory pool is `limits.memory_bytes`, without spilling: a statement's
+/// memory is its limit, and a planner's query never fills the disk the nightly run writes to.
+fn limited_runtime(
+    limits: QueryLimits,
+) -> Result<std::sync::Arc<datafusion::execution::runtime_env::RuntimeEnv>, SqlError> {
+    Ok(RuntimeEnvBuilder::new()
+        .with_memory_limit(limits.memory_bytes, 1.0)
+        .with_disk_manager_builder(
+            DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled),
+        )
+        .build_arc()?)
+}
+
+/// A context for one statement: `base`'s catalogs and functions with a memory pool of its
+/// own, so that each statement gets `limits.memory_bytes` and cannot take another's.
+pub fn statement_context(
+    base: &SessionContext,
+    limits: QueryLimits,
+) -> Result<SessionContext, SqlError> {
+    use datafusion::execution::SessionStateBuilder;
+    let state = SessionStateBuilder::new_from_existing(base.state())
+        .with_runtime_env(limited_runtime(limits)?)
+        .build();
+    Ok(SessionContext::new_with_state(state))
 }
 
 /// The kind of the first node of `plan` (subqueries and wrapped plans included) that would

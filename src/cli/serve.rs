@@ -69,8 +69,6 @@ pub struct Args {
 }
 
 pub(super) fn run(args: Args) -> Result<u8> {
-    // Moves to src/cli/mod.rs with the wiring (see WIP.md); sql, report and explain repeat
-    // the same three lines today.
     let (_, workspace) = super::pipeline_and_workspace(&args.pipeline, args.workspace.clone())?;
     let mut serve_config = match &args.config {
         Some(path) => ServeConfig::load(path)?,
@@ -149,7 +147,10 @@ pub(super) fn hash(args: HashArgs) -> Result<u8> {
             .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))
             .context("reading /dev/urandom")?;
         let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-        writeln!(out, "token = \"{token}\"   # give this to the user; it is not stored")?;
+        writeln!(
+            out,
+            "token = \"{token}\"   # give this to the user; it is not stored"
+        )?;
         writeln!(
             out,
             "token_sha256 = \"{}\"",
