@@ -396,7 +396,8 @@ impl FlightSqlService for Service {
     ) -> Result<DoPutPreparedStatementResult, Status> {
         self.caller(&request)?;
         let mut handle = Handle::decode(&query.prepared_statement_handle)?;
-        let flight_data = request.into_inner().into_inner().map_err(FlightError::from);
+        // The stream itself, not its `into_inner()`: that drops the peeked first message (the schema).
+        let flight_data = request.into_inner().map_err(FlightError::from);
         let mut batches =
             arrow_flight::decode::FlightRecordBatchStream::new_from_flight_data(flight_data);
         let mut params = Vec::new();

@@ -81,6 +81,9 @@ pub async fn run(
             "Serving without authentication (--insecure-local): every login is a masked planner, on loopback only."
         );
     }
+    // Both ring and aws-lc-rs are compiled in (through different dependencies), so rustls
+    // cannot pick a process-wide provider by itself; tonic's TLS needs one.
+    let _ = pgwire::tokio::tokio_rustls::rustls::crypto::ring::default_provider().install_default();
     let tls = config.tls.as_ref().map(load_tls).transpose()?;
     let core = Arc::new(Core::new(workspace, config.clone(), insecure_local));
 

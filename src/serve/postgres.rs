@@ -199,6 +199,9 @@ pub enum PgStatement {
     Begin,
     /// `COMMIT`/`ROLLBACK`/`END`: accepted, nothing to do.
     End(&'static str),
+    /// `SET` of a client setting that drivers send on connect (JDBC's `extra_float_digits`,
+    /// `application_name`...): accepted, nothing to do. Any other `SET` is refused.
+    ClientSetting,
     /// A query: the text as sent and as DataFusion will plan it.
     Query {
         /// As the client sent it (for the audit log).
@@ -235,6 +238,13 @@ fn split(sql: &str) -> Result<Vec<(String, Option<PgStatement>)>, ServeError> {
                     Statement::Rollback { .. } => {
                         (sent.clone(), Some(PgStatement::End("ROLLBACK")))
                     }
+                    Statement::Set(sqlparser::ast::Set::SingleAssignment {
+                        ref variable, ..
+                    }) if CLIENT_SETTINGS
+                        .contains(&variable.to_string().to_ascii_lowercase().as_str()) =>
+                    {
+                        (sent.clone(), Some(PgStatement::ClientSetting))
+                    }
                     mut other => {
                         rewrite(&mut other);
                         (other.to_string(), None)
@@ -247,6 +257,20 @@ fn split(sql: &str) -> Result<Vec<(String, Option<PgStatement>)>, ServeError> {
         })
         .collect())
 }
+
+/// Settings drivers and BI tools send when they connect; they change nothing here.
+const CLIENT_SETTINGS: &[&str] = &[
+    "application_name",
+    "bytea_output",
+    "client_encoding",
+    "client_min_messages",
+    "datestyle",
+    "extra_float_digits",
+    "intervalstyle",
+    "search_path",
+    "statement_timeout",
+    "timezone",
+];
 
 /// psql and JDBC idioms DataFusion does not know: `pg_catalog.f(..)` qualifiers,
 /// `OPERATOR(pg_catalog.~)`, `COLLATE pg_catalog.default`, unqualified `pg_class`.
@@ -377,6 +401,9 @@ impl SimpleQueryHandler for Queries {
                 Some(PgStatement::Begin) => {
                     responses.push(Response::TransactionStart(Tag::new("BEGIN")))
                 }
+                Some(PgStatement::ClientSetting) => {
+                    responses.push(Response::Execution(Tag::new("SET")))
+                }
                 Some(PgStatement::End(tag)) => {
                     responses.push(Response::TransactionEnd(Tag::new(tag)))
                 }
@@ -496,6 +523,7 @@ impl ExtendedQueryHandler for Queries {
         match &portal.statement.statement {
             PgStatement::Begin => Ok(Response::TransactionStart(Tag::new("BEGIN"))),
             PgStatement::End(tag) => Ok(Response::TransactionEnd(Tag::new(tag))),
+            PgStatement::ClientSetting => Ok(Response::Execution(Tag::new("SET"))),
             PgStatement::Query {
                 sent,
                 planned,
@@ -1166,6 +1194,7 @@ pub async fn serve(
     let acceptor = tls.map(|config| pgwire::tokio::tokio_rustls::TlsAcceptor::from(config));
     let handlers = Handlers::new(core, acceptor.is_some());
     let connection_stop = shutdown.clone();
+    let mut connections = tokio::task::JoinSet::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -1173,22 +1202,39 @@ pub async fn serve(
                 let handlers = handlers.clone();
                 let acceptor = acceptor.clone();
                 let mut stop = connection_stop.clone();
-                tokio::spawn(async move {
+                connections.spawn(async move {
                     tokio::select! {
                         result = pgwire::tokio::process_socket(socket, acceptor, handlers) => {
                             if let Err(e) = result {
                                 tracing::debug!(error = %e, "PostgreSQL connection ended with an error.");
                             }
                         }
-                        // Draining: open connections get a grace period, then close.
-                        _ = async { let _ = stop.wait_for(|s| *s).await; tokio::time::sleep(std::time::Duration::from_secs(30)).await } => {}
+                        // Draining: open connections get a grace period to finish, then close.
+                        _ = async {
+                            let _ = stop.wait_for(|s| *s).await;
+                            tokio::time::sleep(SHUTDOWN_GRACE).await
+                        } => {}
                     }
                 });
             }
+            // Finished connections are reaped as they end, so the set stays small.
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
             _ = shutdown.wait_for(|s| *s) => break,
         }
     }
+    drop(listener);
+    if !connections.is_empty() {
+        tracing::info!(
+            connections = connections.len(),
+            "Waiting for open PostgreSQL connections (at most {} s).",
+            SHUTDOWN_GRACE.as_secs()
+        );
+    }
+    while connections.join_next().await.is_some() {}
 }
+
+/// How long open connections may go on after SIGTERM.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
 
 #[cfg(test)]
 mod tests {

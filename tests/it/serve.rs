@@ -340,6 +340,15 @@ fn writes_hidden_tables_and_wrong_passwords_are_refused_and_logins_lock_out() {
         );
     }
     assert!(!target.exists(), "COPY wrote a file");
+    // What JDBC drivers (DBeaver) and psycopg send on connect is accepted and changes nothing.
+    assert_eq!(
+        psql_value(
+            &server,
+            PLANNER,
+            "SET extra_float_digits = 3; SET application_name = 'DBeaver'; SELECT 1"
+        ),
+        "SET\nSET\n1"
+    );
     // Tables outside the role: staged rows and the audit log for a planner, the registry for
     // a program manager.
     for (user, sql) in [
@@ -794,6 +803,13 @@ token_sha256 = "abc"
     ] {
         assert!(stdout.contains(expected), "{expected} not named:\n{stdout}");
     }
+    // The shipped example passes.
+    let out = terpadu()
+        .args(["check", &pipeline, "--no-inputs", "--serve-config"])
+        .arg(crate::util::repo().join("contrib/serve.toml"))
+        .output()
+        .expect("check");
+    assert!(out.status.success(), "{}", text(&out));
     let good = project.write("good.toml", users_config(""));
     let out = terpadu()
         .args(["check", &pipeline, "--serve-config"])
