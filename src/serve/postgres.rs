@@ -1191,7 +1191,7 @@ pub async fn serve(
     tls: Option<Arc<pgwire::tokio::tokio_rustls::rustls::ServerConfig>>,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
-    let acceptor = tls.map(|config| pgwire::tokio::tokio_rustls::TlsAcceptor::from(config));
+    let acceptor = tls.map(pgwire::tokio::tokio_rustls::TlsAcceptor::from);
     let handlers = Handlers::new(core, acceptor.is_some());
     let connection_stop = shutdown.clone();
     let mut connections = tokio::task::JoinSet::new();
