@@ -652,13 +652,7 @@ fn logs_and_the_ledger_hold_no_nik_kk_or_name() {
 #[test]
 fn terminal_escapes_from_an_input_header_are_escaped_in_messages() {
     let project = Project::with_sample();
-    let dir = project.path().join("sample_data/pkh");
-    let file = std::fs::read_dir(&dir)
-        .expect("dir")
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.is_file())
-        .expect("a file");
+    let file = crate::util::first_input(&project, "pkh");
     let content = std::fs::read_to_string(&file).expect("read");
     let (header, rest) = content.split_once('\n').expect("a header");
     // A header whose first column carries a terminal escape: the layout's column is missing.

@@ -269,13 +269,7 @@ pub fn sample_run(project: &Project, force: bool) {
 /// Appends one new person (serial `7000 + n`) to the sample's civil-registry extract, so the
 /// next run publishes a version with one more person.
 pub fn add_person(project: &Project, n: u32) {
-    let dir = project.path().join("sample_data/dukcapil");
-    let file = std::fs::read_dir(&dir)
-        .expect("dir")
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.is_file())
-        .expect("a file");
+    let file = first_input(project, "dukcapil");
     let mut text = std::fs::read_to_string(&file).expect("read");
     let names = [
         "ASIH", "BINTARI", "CAHYATI", "DEWANTI", "ENDAH", "FITRIA", "GITA", "HASNAH", "INDAH",
@@ -287,4 +281,15 @@ pub fn add_person(project: &Project, n: u32) {
         name = names[n as usize % names.len()],
     ));
     std::fs::write(&file, text).expect("write");
+}
+
+/// The first input file of the sample's source `source` (`sample_data/<source>/`).
+pub fn first_input(project: &Project, source: &str) -> PathBuf {
+    let dir = project.path().join("sample_data").join(source);
+    std::fs::read_dir(&dir)
+        .expect("dir")
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.is_file())
+        .expect("a file")
 }
