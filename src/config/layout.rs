@@ -244,7 +244,8 @@ pub struct ColumnRef<'a> {
 pub fn header_key(header: &str) -> String {
     header
         .chars()
-        .filter(|c| c.is_alphanumeric())
+        // A NUL is kept so `N\0I\0K` (UTF-16 read as bytes) never passes for `NIK`.
+        .filter(|c| c.is_alphanumeric() || *c == '\0')
         .flat_map(char::to_uppercase)
         .collect()
 }

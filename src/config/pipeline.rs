@@ -206,9 +206,14 @@ pub enum SourceFormat {
         /// Quote character; default `"`.
         #[serde(default = "default_quote")]
         quote: String,
-        /// Text encoding (an Encoding Standard label: utf-8, windows-1252, iso-8859-1...).
+        /// Text encoding (an Encoding Standard label: utf-8, windows-1252, iso-8859-1,
+        /// utf-16le...). A UTF-16 byte-order mark in the file overrides it.
         #[serde(default = "default_encoding")]
         encoding: String,
+        /// Longest record in bytes; a longer one is quarantined as `record_too_long` and the
+        /// rest of the file is still read. Default 1 MiB.
+        #[serde(default = "default_max_record_bytes")]
+        max_record_bytes: u64,
     },
     /// An Excel workbook sheet.
     Xlsx {
@@ -219,7 +224,12 @@ pub enum SourceFormat {
         header_row: Option<u32>,
     },
     /// One JSON object per line; columns are dotted paths.
-    Jsonl,
+    Jsonl {
+        /// Longest line in bytes; a longer one is quarantined as `record_too_long`. Default
+        /// 1 MiB.
+        #[serde(default = "default_max_record_bytes")]
+        max_record_bytes: u64,
+    },
     /// Parquet with the agency's columns.
     Parquet,
 }
@@ -232,6 +242,12 @@ fn default_quote() -> String {
 }
 fn default_encoding() -> String {
     "utf-8".into()
+}
+/// The default bound on one record (CSV record, JSON line): far above any real row, far below
+/// a file without line breaks.
+pub const DEFAULT_MAX_RECORD_BYTES: u64 = 1 << 20;
+fn default_max_record_bytes() -> u64 {
+    DEFAULT_MAX_RECORD_BYTES
 }
 
 /// Program fields of a beneficiary list.
@@ -422,9 +438,22 @@ pub fn check_source(file: &Path, index: usize, source: &RawSource, problems: &mu
         problems.push(Diagnostic::new(file, key("path"), "path must not be empty"));
     }
     if let SourceFormat::Csv {
+        max_record_bytes, ..
+    }
+    | SourceFormat::Jsonl { max_record_bytes } = &source.format
+        && !(256..=1 << 30).contains(max_record_bytes)
+    {
+        problems.push(Diagnostic::new(
+            file,
+            key("format.max_record_bytes"),
+            format!("{max_record_bytes} is out of range: give a size between 256 bytes and 1 GiB (default {DEFAULT_MAX_RECORD_BYTES})"),
+        ));
+    }
+    if let SourceFormat::Csv {
         delimiter,
         quote,
         encoding,
+        ..
     } = &source.format
     {
         if delimiter_byte(delimiter).is_none() {
@@ -451,6 +480,9 @@ pub fn check_source(file: &Path, index: usize, source: &RawSource, problems: &mu
                     "unknown encoding '{encoding}' (use a label such as utf-8, windows-1252, iso-8859-1)"
                 ),
             )),
+            // UTF-16 is decoded to UTF-8 before parsing (ingest::input); nothing else that is
+            // not ASCII-compatible can be.
+            Some(e) if e == encoding_rs::UTF_16LE || e == encoding_rs::UTF_16BE => {}
             Some(e) if !e.is_ascii_compatible() || e == encoding_rs::REPLACEMENT => {
                 problems.push(Diagnostic::new(
                     file,

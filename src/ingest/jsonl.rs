@@ -1,7 +1,6 @@
 //! JSON lines extracts (survey and complaint apps): one object per line, nested objects read
 //! through dotted paths (`alamat.desa`). A line that is not a JSON object is quarantined.
 
-use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 
@@ -9,8 +8,9 @@ use serde_json::Value;
 
 use super::mapping::NeededColumn;
 use super::sink::{QuarantineCode, Sink};
-use super::{HashingReader, IngestError, InputFile, missing_columns_error};
+use super::{IngestError, InputFile, missing_columns_error};
 use crate::config::layout::header_key;
+use crate::config::pipeline::DEFAULT_MAX_RECORD_BYTES;
 
 /// Follows a dotted path into a JSON object; keys match exactly, else ignoring case and
 /// punctuation like headers do (`NIK` for `nik`).
@@ -51,20 +51,98 @@ fn value_text(value: &Value) -> Option<(String, bool)> {
     }
 }
 
-/// The dotted paths found in the first `limit` objects of a file (for `terpadu check`).
+/// The dotted paths found in the first `limit` lines of a file (for `terpadu check`).
 pub fn sample_paths(path: &Path, limit: usize) -> Result<Vec<String>, IngestError> {
-    let file = File::open(path).map_err(|source| IngestError::Open {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let input = super::input::open_text(path, encoding_rs::UTF_8, "JSON lines", None)?;
+    let mut reader = BufReader::with_capacity(1 << 16, input.reader);
     let mut paths = std::collections::BTreeSet::new();
-    for line in BufReader::new(file).lines().take(limit) {
-        let Ok(line) = line else { continue };
-        if let Ok(value) = serde_json::from_str::<Value>(&line) {
+    let (mut lines, mut objects, mut first) = (0usize, 0usize, None);
+    let mut line = Vec::new();
+    while lines < limit {
+        let (n, _) =
+            read_bounded_line(&mut reader, &mut line, DEFAULT_MAX_RECORD_BYTES).map_err(|e| {
+                IngestError::Read {
+                    path: path.to_path_buf(),
+                    row: Some(lines as u64 + 1),
+                    message: e.to_string(),
+                }
+            })?;
+        if n == 0 {
+            break;
+        }
+        let text = String::from_utf8_lossy(&line);
+        let text = text.trim_start_matches('\u{feff}').trim();
+        if text.is_empty() {
+            continue;
+        }
+        lines += 1;
+        first.get_or_insert_with(|| text.to_string());
+        if let Ok(value) = serde_json::from_str::<Value>(text) {
+            objects += usize::from(value.is_object());
             collect_paths(&value, String::new(), &mut paths);
         }
     }
+    if lines > 0 && objects == 0 {
+        return Err(no_objects(
+            path,
+            lines as u64,
+            first.as_deref().unwrap_or(""),
+        ));
+    }
     Ok(paths.into_iter().collect())
+}
+
+/// The error for a file none of whose lines is a JSON object, quoting line 1 (masked).
+fn no_objects(path: &Path, lines: u64, first: &str) -> IngestError {
+    let shown: String = first.chars().take(120).collect();
+    let shown = crate::redact::escape_controls(&crate::redact::mask_identifiers(&shown));
+    let hint = if first.starts_with('[') {
+        "it looks like one JSON array: write one object per line (jq -c '.[]' FILE)"
+    } else if first.contains([',', ';', '|', '\t']) && !first.starts_with('{') {
+        "it looks like CSV: set format = { type = \"csv\", ... } for this source"
+    } else {
+        "a JSON lines file holds one {...} object per line"
+    };
+    IngestError::Read {
+        path: path.to_path_buf(),
+        row: Some(1),
+        message: format!(
+            "none of the {lines} line(s) read is a JSON object; line 1 is `{shown}`: {hint}"
+        ),
+    }
+}
+
+/// Reads up to the next line break into `line`, keeping at most `max` bytes; returns the bytes
+/// consumed (0 at the end) and whether the line was longer than `max`. Memory stays bounded on
+/// a file without line breaks.
+fn read_bounded_line(
+    reader: &mut impl BufRead,
+    line: &mut Vec<u8>,
+    max: u64,
+) -> std::io::Result<(u64, bool)> {
+    line.clear();
+    let (mut consumed, mut too_long) = (0u64, false);
+    loop {
+        let buf = reader.fill_buf()?;
+        if buf.is_empty() {
+            return Ok((consumed, too_long));
+        }
+        let (chunk, done) = match buf.iter().position(|b| *b == b'\n') {
+            Some(i) => (&buf[..=i], true),
+            None => (buf, false),
+        };
+        let room = (max as usize).saturating_sub(line.len());
+        if chunk.len() > room {
+            too_long = true;
+        }
+        line.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        let n = chunk.len();
+        reader.consume(n);
+        consumed += n as u64;
+        if done {
+            return Ok((consumed, too_long));
+        }
+    }
 }
 
 fn collect_paths(value: &Value, prefix: String, out: &mut std::collections::BTreeSet<String>) {
@@ -82,33 +160,50 @@ fn collect_paths(value: &Value, prefix: String, out: &mut std::collections::BTre
 }
 
 /// Streams one JSON lines file into the sink.
-pub fn read_file(path: &Path, sink: &mut Sink<'_>) -> Result<InputFile, IngestError> {
-    let file = File::open(path).map_err(|source| IngestError::Open {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let mut reader = BufReader::with_capacity(
-        1 << 20,
-        HashingReader::new(file, Some(sink.progress.clone())),
-    );
+pub fn read_file(
+    path: &Path,
+    max_record_bytes: u64,
+    sink: &mut Sink<'_>,
+) -> Result<InputFile, IngestError> {
+    let input = super::input::open_text(
+        path,
+        encoding_rs::UTF_8,
+        "JSON lines",
+        Some(sink.progress.clone()),
+    )?;
+    let fingerprint = input.fingerprint.clone();
+    let mut reader = BufReader::with_capacity(1 << 20, input.reader);
     let columns = sink.columns().to_vec();
     let mut seen = vec![false; columns.len()];
     let mut line = Vec::new();
     let mut line_number = 0u64;
     let mut rows_read = 0u64;
+    let (mut objects, mut first) = (0u64, None::<String>);
     loop {
-        line.clear();
-        let n = reader
-            .read_until(b'\n', &mut line)
-            .map_err(|e| IngestError::Read {
-                path: path.to_path_buf(),
-                row: Some(line_number + 1),
-                message: e.to_string(),
+        let (n, too_long) =
+            read_bounded_line(&mut reader, &mut line, max_record_bytes).map_err(|e| {
+                IngestError::Read {
+                    path: path.to_path_buf(),
+                    row: Some(line_number + 1),
+                    message: e.to_string(),
+                }
             })?;
         if n == 0 {
             break;
         }
         line_number += 1;
+        if too_long {
+            rows_read += 1;
+            sink.quarantine(
+                line_number,
+                QuarantineCode::RecordTooLong,
+                format!(
+                    "line {line_number} is {n} bytes, longer than format.max_record_bytes ({max_record_bytes}); the rest of the file was read"
+                ),
+                Some(String::from_utf8_lossy(&line).chars().take(200).collect()),
+            )?;
+            continue;
+        }
         let text = match std::str::from_utf8(&line) {
             Ok(text) => text.trim_start_matches('\u{feff}').trim(),
             Err(e) => {
@@ -126,6 +221,7 @@ pub fn read_file(path: &Path, sink: &mut Sink<'_>) -> Result<InputFile, IngestEr
             continue;
         }
         rows_read += 1;
+        first.get_or_insert_with(|| text.to_string());
         let value: Value = match serde_json::from_str(text) {
             Ok(v) => v,
             Err(e) => {
@@ -147,6 +243,7 @@ pub fn read_file(path: &Path, sink: &mut Sink<'_>) -> Result<InputFile, IngestEr
             )?;
             continue;
         }
+        objects += 1;
         let mut numeric = 0u64;
         let cells: Vec<Option<(String, bool)>> = columns
             .iter()
@@ -168,6 +265,9 @@ pub fn read_file(path: &Path, sink: &mut Sink<'_>) -> Result<InputFile, IngestEr
             .collect();
         sink.row(line_number, &values, numeric)?;
     }
+    if rows_read > 0 && objects == 0 {
+        return Err(no_objects(path, rows_read, first.as_deref().unwrap_or("")));
+    }
     // A path that no object has is a layout mistake, not missing data.
     let missing: Vec<String> = columns
         .iter()
@@ -186,6 +286,6 @@ pub fn read_file(path: &Path, sink: &mut Sink<'_>) -> Result<InputFile, IngestEr
             ),
         ));
     }
-    let hashing = reader.into_inner();
-    Ok(hashing.finish(path, rows_read))
+    drop(reader);
+    Ok(fingerprint.finish(path, rows_read))
 }

@@ -12,6 +12,7 @@
 
 pub mod canonical;
 pub mod csv;
+pub mod input;
 pub mod jsonl;
 pub mod mapping;
 pub mod parquet;
@@ -91,6 +92,18 @@ pub enum IngestError {
     EmptyFile {
         /// The file.
         path: PathBuf,
+    },
+    /// A text source's file is something else (an archive, a binary file, UTF-32).
+    #[error("{} is {kind}, not {expected}: {fix}", path.display())]
+    NotText {
+        /// The file.
+        path: PathBuf,
+        /// What the source expects ("CSV", "JSON lines").
+        expected: String,
+        /// What the file is.
+        kind: String,
+        /// What to do.
+        fix: String,
     },
     /// A spreadsheet problem (no such sheet, unreadable workbook).
     #[error("cannot read workbook {}: {message}", path.display())]
@@ -186,9 +199,31 @@ pub fn missing_columns_error(
 /// Wraps a reader to fingerprint (SHA-256) and count bytes while they stream past.
 pub struct HashingReader<R> {
     inner: R,
-    hasher: Sha256,
-    bytes: u64,
+    state: Fingerprint,
     progress: Option<ProgressBar>,
+}
+
+/// The running fingerprint of a [`HashingReader`], shared so it can be read after the reader
+/// was wrapped by decoders and handed to a parser.
+#[derive(Clone, Default)]
+pub struct Fingerprint(std::sync::Arc<std::sync::Mutex<(Sha256, u64)>>);
+
+impl Fingerprint {
+    /// The SHA-256 so far and the bytes hashed.
+    pub fn snapshot(&self) -> (Sha256, u64) {
+        self.0.lock().expect("fingerprint lock").clone()
+    }
+
+    /// The fingerprint of everything read.
+    pub fn finish(&self, path: &Path, rows_read: u64) -> InputFile {
+        let (hasher, bytes) = self.snapshot();
+        InputFile {
+            path: path.display().to_string(),
+            bytes,
+            sha256: hex(&hasher.finalize()),
+            rows_read,
+        }
+    }
 }
 
 impl<R> HashingReader<R> {
@@ -196,20 +231,19 @@ impl<R> HashingReader<R> {
     pub fn new(inner: R, progress: Option<ProgressBar>) -> Self {
         HashingReader {
             inner,
-            hasher: Sha256::new(),
-            bytes: 0,
+            state: Fingerprint::default(),
             progress,
         }
     }
 
+    /// A handle on the running fingerprint.
+    pub fn fingerprint(&self) -> Fingerprint {
+        self.state.clone()
+    }
+
     /// The fingerprint of everything read.
     pub fn finish(self, path: &Path, rows_read: u64) -> InputFile {
-        InputFile {
-            path: path.display().to_string(),
-            bytes: self.bytes,
-            sha256: hex(&self.hasher.finalize()),
-            rows_read,
-        }
+        self.state.finish(path, rows_read)
     }
 }
 
@@ -220,8 +254,11 @@ fn hex(bytes: &[u8]) -> String {
 impl<R: Read> Read for HashingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.bytes += n as u64;
+        {
+            let mut state = self.state.0.lock().expect("fingerprint lock");
+            state.0.update(&buf[..n]);
+            state.1 += n as u64;
+        }
         if let Some(p) = &self.progress {
             p.inc(n as u64);
         }
@@ -438,14 +475,15 @@ pub fn check_inputs(
                 delimiter,
                 quote,
                 encoding,
+                max_record_bytes,
             } => csv::read_header(
                 file,
-                csv::CsvOptions::from_config(delimiter, quote, encoding),
+                csv::CsvOptions::from_config(delimiter, quote, encoding, *max_record_bytes),
             )?,
             SourceFormat::Xlsx { sheet, header_row } => {
                 xlsx::read_header(file, sheet.as_deref(), *header_row, &plan.columns)?
             }
-            SourceFormat::Jsonl => jsonl::sample_paths(file, 200)?,
+            SourceFormat::Jsonl { .. } => jsonl::sample_paths(file, 200)?,
             SourceFormat::Parquet => parquet::read_header(file)?,
         };
         let missing = mapping::resolve_columns(&plan.columns, &header)
@@ -456,7 +494,7 @@ pub fn check_inputs(
                 SourceFormat::Csv { delimiter, .. } => {
                     csv::delimiter_hint(&header, config_delimiter(delimiter))
                 }
-                SourceFormat::Jsonl => Some("JSON lines columns are dotted paths such as alamat.desa; checked against the first 200 lines".into()),
+                SourceFormat::Jsonl { .. } => Some("JSON lines columns are dotted paths such as alamat.desa; checked against the first 200 lines".into()),
                 _ => None,
             };
             return Err(missing_columns_error(
@@ -684,15 +722,18 @@ fn ingest_source(
                 delimiter,
                 quote,
                 encoding,
+                max_record_bytes,
             } => csv::read_file(
                 file,
-                csv::CsvOptions::from_config(delimiter, quote, encoding),
+                csv::CsvOptions::from_config(delimiter, quote, encoding, *max_record_bytes),
                 &mut sink,
             )?,
             SourceFormat::Xlsx { sheet, header_row } => {
                 xlsx::read_file(file, sheet.as_deref(), *header_row, &mut sink)?
             }
-            SourceFormat::Jsonl => jsonl::read_file(file, &mut sink)?,
+            SourceFormat::Jsonl { max_record_bytes } => {
+                jsonl::read_file(file, *max_record_bytes, &mut sink)?
+            }
             SourceFormat::Parquet => parquet::read_file(file, &mut sink)?,
         };
         inputs.push(input);

@@ -34,6 +34,10 @@ pub enum QuarantineCode {
     NoIdentity,
     /// The header row repeated inside the data (concatenated exports, multi-page sheets).
     RepeatedHeader,
+    /// A record (line) longer than `format.max_record_bytes`: the rest of it was skipped.
+    RecordTooLong,
+    /// The file ends inside a quoted field: a cut-off extract.
+    UnterminatedQuote,
 }
 
 impl QuarantineCode {
@@ -46,6 +50,8 @@ impl QuarantineCode {
             QuarantineCode::NotAnObject => "not_an_object",
             QuarantineCode::NoIdentity => "no_identity",
             QuarantineCode::RepeatedHeader => "repeated_header",
+            QuarantineCode::RecordTooLong => "record_too_long",
+            QuarantineCode::UnterminatedQuote => "unterminated_quote",
         }
     }
 }

@@ -3,6 +3,7 @@
 
 mod cli;
 mod formats;
+mod hostile;
 mod ingest;
 mod link;
 mod ops;

@@ -1,0 +1,267 @@
+//! Damaged extracts, built here one by one as offices deliver them: UTF-16 from Excel's "Unicode
+//! text", gzip, a workbook or zeros under a `.csv` name, a line with no end, a quote cut off at
+//! the end, a wrong encoding declaration, and JSON lines that are not JSON lines. Each must
+//! give either the right rows or a clear error (`source_row` is the line number; the header is
+//! line 1); never garbage with exit 0, never an abort.
+
+use std::io::Write;
+
+use crate::util::{Project, column_text, quarantine_reasons, read_parquet, run, text};
+
+const HEADER: &str =
+    "NO_KARTU,NIK,NAMA,TGL_LAHIR,JENIS_KELAMIN,HUBUNGAN,KD_PROP,KD_KAB,KD_KEC,KD_DESA,STATUS\n";
+const ROW_1: &str =
+    "1,3601011201900001,ANDI WIJAYA,12/01/1990,L,ANAK,36,3601,360101,3601012001,AKTIF\n";
+const ROW_2: &str =
+    "2,3601015205850002,SITI AMINAH,12/05/1985,P,ISTRI,36,3601,360101,3601012001,AKTIF\n";
+const ROW_3: &str =
+    "3,3601011507990003,NENENG ASIH,15/07/1999,P,ANAK,36,3601,360101,3601012001,AKTIF\n";
+
+/// A project whose one source `pbi` reads `data/pbi.*` with `format`.
+fn project_with(format: &str) -> Project {
+    let project = Project::new();
+    project.write(
+        "pipelines/f.toml",
+        format!(
+            "name = \"f\"\n[[sources]]\nname = \"pbi\"\nrole = \"program\"\npath = \"../data/pbi.*\"\nschema = \"pbi_jkn\"\nprogram = {{ code = \"PBI\", unit = \"person\" }}\nformat = {format}\n"
+        ),
+    );
+    project
+}
+
+fn ingest(project: &Project) -> std::process::Output {
+    run(&["ingest", &project.pipeline("f")])
+}
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn utf16le(text: &str, bom: bool) -> Vec<u8> {
+    let mut bytes = if bom { vec![0xff, 0xfe] } else { Vec::new() };
+    for unit in text.encode_utf16() {
+        bytes.extend_from_slice(&unit.to_le_bytes());
+    }
+    bytes
+}
+
+#[test]
+fn utf16_with_a_byte_order_mark_is_decoded_whatever_the_declaration() {
+    let project = project_with("{ type = \"csv\" }");
+    project.write(
+        "data/pbi.csv",
+        utf16le(
+            &format!("{HEADER}{ROW_1}{}", ROW_2.replace('\n', "\r\n")),
+            true,
+        ),
+    );
+    let out = ingest(&project);
+    assert!(out.status.success(), "{}", text(&out));
+    let source = &project.manifest("f")["sources"][0];
+    assert_eq!(source["rows_read"], 2, "{source}");
+    assert_eq!(source["rows_staged"], 2, "{source}");
+    let batches = read_parquet(&project.staged("f", "pbi"));
+    assert_eq!(
+        column_text(&batches, "name"),
+        vec![Some("ANDI WIJAYA".into()), Some("SITI AMINAH".into())]
+    );
+    assert_eq!(
+        column_text(&batches, "nik"),
+        vec![
+            Some("3601011201900001".into()),
+            Some("3601015205850002".into())
+        ]
+    );
+}
+
+#[test]
+fn utf16_without_a_byte_order_mark_is_refused_until_declared() {
+    let project = project_with("{ type = \"csv\" }");
+    project.write("data/pbi.csv", utf16le(&format!("{HEADER}{ROW_1}"), false));
+    for command in ["check", "ingest"] {
+        let out = run(&[command, &project.pipeline("f")]);
+        assert!(!out.status.success(), "{command}: {}", text(&out));
+        let err = text(&out);
+        assert!(
+            err.contains("UTF-16LE text without a byte-order mark")
+                && err.contains("encoding = \"utf-16le\""),
+            "{command}: {err}"
+        );
+    }
+
+    let declared = project_with("{ type = \"csv\", encoding = \"utf-16le\" }");
+    declared.write("data/pbi.csv", utf16le(&format!("{HEADER}{ROW_1}"), false));
+    let out = ingest(&declared);
+    assert!(out.status.success(), "{}", text(&out));
+    let batches = read_parquet(&declared.staged("f", "pbi"));
+    assert_eq!(
+        column_text(&batches, "name"),
+        vec![Some("ANDI WIJAYA".into())]
+    );
+}
+
+#[test]
+fn a_gzip_extract_is_read_through() {
+    let project = project_with("{ type = \"csv\" }");
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(format!("{HEADER}{ROW_1}{ROW_2}").as_bytes())
+        .expect("gzip");
+    project.write("data/pbi.csv.gz", gz.finish().expect("gzip"));
+    let out = ingest(&project);
+    assert!(out.status.success(), "{}", text(&out));
+    let source = &project.manifest("f")["sources"][0];
+    assert_eq!(source["rows_read"], 2, "{source}");
+    assert_eq!(source["rows_staged"], 2, "{source}");
+}
+
+#[test]
+fn a_workbook_or_zeros_under_a_csv_name_is_refused_with_what_it_is() {
+    let project = project_with("{ type = \"csv\" }");
+    let mut workbook = rust_xlsxwriter::Workbook::new();
+    workbook
+        .add_worksheet()
+        .write_string(0, 0, "NO_KARTU")
+        .expect("cell");
+    let file = project.path().join("data/pbi.csv");
+    std::fs::create_dir_all(file.parent().expect("parent")).expect("mkdir");
+    workbook.save(&file).expect("save");
+    let out = ingest(&project);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("pbi.csv is a ZIP archive (an XLSX workbook is one), not CSV")
+            && err.contains("type = \"xlsx\""),
+        "{err}"
+    );
+
+    // Zeros with no line break at all (a disk image, a failed copy): refused at once, by
+    // `check` too, without reading the whole file.
+    std::fs::write(&file, vec![0u8; 64 << 20]).expect("zeros");
+    for command in ["check", "ingest"] {
+        let started = std::time::Instant::now();
+        let out = run(&[command, &project.pipeline("f")]);
+        assert!(!out.status.success(), "{command}: {}", text(&out));
+        assert!(
+            text(&out).contains("is binary data (NUL bytes at the start), not CSV"),
+            "{command}: {}",
+            text(&out)
+        );
+        // Generous: reading 64 MiB through the CSV parser would still pass, but buffering it
+        // as one record (the old behaviour) took seconds per GiB.
+        assert!(started.elapsed().as_secs() < 30, "{command} took too long");
+    }
+}
+
+#[test]
+fn an_over_long_line_is_quarantined_and_the_rest_read() {
+    let project = project_with("{ type = \"csv\", max_record_bytes = 65536 }");
+    // A 2 MiB line with no delimiter in the middle, and an unterminated 1 MiB tail at the end.
+    let mut csv = format!("{HEADER}{ROW_1}").into_bytes();
+    csv.extend(std::iter::repeat_n(b'A', 2 << 20));
+    csv.push(b'\n');
+    csv.extend_from_slice(ROW_2.as_bytes());
+    csv.extend_from_slice(ROW_3.as_bytes());
+    csv.extend(std::iter::repeat_n(b'x', 1 << 20));
+    project.write("data/pbi.csv", csv);
+    let out = ingest(&project);
+    assert!(out.status.success(), "{}", text(&out));
+    let source = &project.manifest("f")["sources"][0];
+    assert_eq!(source["rows_read"], 5, "{source}");
+    assert_eq!(source["rows_staged"], 3, "{source}");
+    assert_eq!(
+        source["quarantined_by_reason"]["record_too_long"], 2,
+        "{source}"
+    );
+    let staged = read_parquet(&project.staged("f", "pbi"));
+    assert_eq!(
+        column_text(&staged, "source_row"),
+        vec![Some("2".into()), Some("4".into()), Some("5".into())]
+    );
+    let quarantined = read_parquet(&project.quarantine("f", "pbi"));
+    assert_eq!(
+        quarantine_reasons(&quarantined),
+        vec![
+            ("3".to_string(), "record_too_long".to_string()),
+            ("6".to_string(), "record_too_long".to_string())
+        ]
+    );
+    // The quarantine keeps a bounded excerpt, not the whole line.
+    let raw: usize = column_text(&quarantined, "raw")
+        .iter()
+        .map(|r| r.as_deref().map_or(0, str::len))
+        .sum();
+    assert!(raw < 200_000, "quarantined {raw} bytes of raw text");
+}
+
+#[test]
+fn a_quote_cut_off_at_the_end_is_quarantined_not_swallowed() {
+    let project = project_with("{ type = \"csv\" }");
+    let cut = "4,3601011507990004,\"NENENG AS";
+    project.write("data/pbi.csv", format!("{HEADER}{ROW_1}{ROW_2}{cut}"));
+    let out = ingest(&project);
+    assert!(out.status.success(), "{}", text(&out));
+    let source = &project.manifest("f")["sources"][0];
+    assert_eq!(source["rows_read"], 3, "{source}");
+    assert_eq!(source["rows_staged"], 2, "{source}");
+    assert_eq!(
+        source["quarantined_by_reason"]["unterminated_quote"], 1,
+        "{source}"
+    );
+    let quarantined = read_parquet(&project.quarantine("f", "pbi"));
+    assert_eq!(
+        quarantine_reasons(&quarantined),
+        vec![("4".to_string(), "unterminated_quote".to_string())]
+    );
+}
+
+#[test]
+fn utf8_declared_as_windows_1252_is_warned_about() {
+    let project = project_with("{ type = \"csv\", encoding = \"windows-1252\" }");
+    project.write(
+        "data/pbi.csv",
+        format!("{HEADER}{}", ROW_1.replace("ANDI WIJAYA", "ANDRÉ WIJAYA")),
+    );
+    let out = ingest(&project);
+    assert!(out.status.success(), "{}", text(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("declared windows-1252 but 1 row(s) with accented letters are valid UTF-8"),
+        "{err}"
+    );
+}
+
+#[test]
+fn json_lines_that_are_csv_or_one_array_are_named_as_such() {
+    let project = Project::new();
+    project.write(
+        "pipelines/f.toml",
+        "name = \"f\"\nprovince = \"36\"\n[[sources]]\nname = \"adu\"\nrole = \"local\"\npath = \"../data/adu.jsonl\"\nschema = \"pengaduan_jsonl\"\nformat = { type = \"jsonl\" }\n",
+    );
+    project.write(
+        "data/adu.jsonl",
+        "id_laporan,nama,nik\nA1,SITI,3601015205850002\n",
+    );
+    let out = run(&["ingest", &project.pipeline("f")]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("none of the 2 line(s) read is a JSON object")
+            && err.contains("looks like CSV"),
+        "{err}"
+    );
+    assert!(!err.contains("3601015205850002"), "a NIK leaked: {err}");
+
+    project.write(
+        "data/adu.jsonl",
+        "[{\"id_laporan\":\"A1\",\"nama\":\"SITI\"},\n{\"id_laporan\":\"A2\",\"nama\":\"SRI\"}]\n",
+    );
+    for command in ["check", "ingest"] {
+        let out = run(&[command, &project.pipeline("f")]);
+        assert!(!out.status.success(), "{command}: {}", text(&out));
+        assert!(
+            text(&out).contains("jq -c '.[]'"),
+            "{command}: {}",
+            text(&out)
+        );
+    }
+}
