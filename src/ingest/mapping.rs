@@ -84,6 +84,8 @@ pub struct RawBatch {
     pub columns: Vec<StringArray>,
     /// Bit `i` set: column `i` of that row came from a numeric spreadsheet/JSON cell.
     pub numeric: Vec<u64>,
+    /// Bit `i` set: column `i` of that row is a spreadsheet formula with no saved result.
+    pub formulas: Vec<u64>,
 }
 
 /// Per-source counts gathered while staging.
@@ -456,6 +458,14 @@ impl ColumnPlan {
                     b.components.append(true);
                 }
                 None => b.components.append_null(),
+            }
+            if raw.formulas.get(row).is_some_and(|bits| *bits != 0) {
+                flags.insert(QualityFlag::FormulaWithoutValue);
+            }
+            if raw.columns.iter().any(|c| {
+                c.is_valid(row) && c.value(row).len() > crate::normalize::MAX_PLAUSIBLE_VALUE_BYTES
+            }) {
+                flags.insert(QualityFlag::ValueTooLong);
             }
             for flag in flags.iter() {
                 counts.flags[flag as usize] += 1;

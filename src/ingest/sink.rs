@@ -38,6 +38,8 @@ pub enum QuarantineCode {
     RecordTooLong,
     /// The file ends inside a quoted field: a cut-off extract.
     UnterminatedQuote,
+    /// Every identity cell (NIK, KK, name) is a formula with no saved result.
+    IdentityOnlyFormulas,
 }
 
 impl QuarantineCode {
@@ -52,6 +54,7 @@ impl QuarantineCode {
             QuarantineCode::RepeatedHeader => "repeated_header",
             QuarantineCode::RecordTooLong => "record_too_long",
             QuarantineCode::UnterminatedQuote => "unterminated_quote",
+            QuarantineCode::IdentityOnlyFormulas => "identity_only_formulas",
         }
     }
 }
@@ -80,6 +83,7 @@ pub struct Sink<'a> {
     rows: Vec<u64>,
     columns: Vec<StringBuilder>,
     numeric: Vec<u64>,
+    formulas: Vec<u64>,
     identity_slots: Vec<usize>,
     staged: ArrowWriter<File>,
     staged_schema: arrow::datatypes::SchemaRef,
@@ -117,6 +121,7 @@ impl<'a> Sink<'a> {
             rows: Vec::with_capacity(BATCH_ROWS),
             columns: (0..width).map(|_| StringBuilder::new()).collect(),
             numeric: Vec::with_capacity(BATCH_ROWS),
+            formulas: Vec::with_capacity(BATCH_ROWS),
             identity_slots,
             staged,
             staged_schema,
@@ -153,6 +158,18 @@ impl<'a> Sink<'a> {
         values: &[Option<&str>],
         numeric: u64,
     ) -> Result<(), IngestError> {
+        self.row_with_formulas(row, values, numeric, 0)
+    }
+
+    /// Like [`Sink::row`], with a `formulas` bit per value that is a spreadsheet formula with
+    /// no saved result (read as blank, flagged `formula_without_value`).
+    pub fn row_with_formulas(
+        &mut self,
+        row: u64,
+        values: &[Option<&str>],
+        numeric: u64,
+        formulas: u64,
+    ) -> Result<(), IngestError> {
         let blank = |v: &Option<&str>| v.is_none_or(|s| s.trim().is_empty());
         if !self.identity_slots.is_empty()
             && self
@@ -165,6 +182,18 @@ impl<'a> Sink<'a> {
                 .map(|v| v.unwrap_or(""))
                 .collect::<Vec<_>>()
                 .join(" | ");
+            let formula_identity = self
+                .identity_slots
+                .iter()
+                .any(|i| *i < 64 && formulas & (1 << i) != 0);
+            if formula_identity {
+                return self.quarantine(
+                    row,
+                    QuarantineCode::IdentityOnlyFormulas,
+                    "the NIK, KK and name cells are formulas with no saved result; open and save the workbook in Excel (or export values) and deliver it again".to_string(),
+                    Some(raw),
+                );
+            }
             return self.quarantine(
                 row,
                 QuarantineCode::NoIdentity,
@@ -175,6 +204,7 @@ impl<'a> Sink<'a> {
         self.counts.rows_read += 1;
         self.rows.push(row);
         self.numeric.push(numeric);
+        self.formulas.push(formulas);
         for (builder, value) in self.columns.iter_mut().zip(values) {
             match value {
                 Some(v) if !v.trim().is_empty() => builder.append_value(v),
@@ -224,6 +254,7 @@ impl<'a> Sink<'a> {
                 .map(|b| b.finish())
                 .collect::<Vec<StringArray>>(),
             numeric: std::mem::take(&mut self.numeric),
+            formulas: std::mem::take(&mut self.formulas),
         };
         let (batch, counts) = self
             .plan
@@ -238,6 +269,7 @@ impl<'a> Sink<'a> {
             .map_err(|e| IngestError::write(&self.staged_path, e))?;
         self.rows.reserve(BATCH_ROWS);
         self.numeric.reserve(BATCH_ROWS);
+        self.formulas.reserve(BATCH_ROWS);
         Ok(())
     }
 

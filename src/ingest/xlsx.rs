@@ -1,13 +1,18 @@
 //! Excel workbooks (provincial spreadsheets): title rows above the header, free-form headers,
 //! and 16-digit numbers that Excel stored as numbers (flagged, never trusted).
 //!
-//! A workbook is not a stream: calamine reads the sheet into memory. Spreadsheets top out at
-//! 1,048,576 rows, so that bounds memory; extracts larger than that arrive as CSV.
+//! A workbook is not a stream: the sheet's cells are held in memory, sparsely (only cells with
+//! content), so a stray cell far out costs nothing. Spreadsheets top out at 1,048,576 rows,
+//! which bounds memory; extracts larger than that arrive as CSV. Vertical merges (a Kecamatan
+//! merged over its block of rows) are filled down; formulas without a saved result are
+//! flagged, never read as blank.
 
 use std::fs::File;
 use std::path::Path;
 
-use calamine::{Data, Reader, open_workbook_auto};
+use std::collections::BTreeMap;
+
+use calamine::{Data, Dimensions, Reader, Sheets, open_workbook_auto};
 
 use super::sink::{QuarantineCode, Sink};
 use super::{HashingReader, IngestError, InputFile, missing_columns_error};
@@ -17,12 +22,49 @@ use crate::ingest::mapping::{NeededColumn, resolve_columns};
 /// How many top rows are searched for the header when the pipeline does not say.
 const HEADER_SEARCH_ROWS: usize = 20;
 
-/// A sheet's rows as text, with which cells were numbers.
-struct SheetRows {
-    /// Excel row number of `rows[0]` (1-based).
-    first_row: u64,
-    rows: Vec<Vec<(String, bool)>>,
+/// One non-empty cell: its text, and whether it was a number or a formula with no saved result.
+#[derive(Debug, Clone)]
+struct SheetCell {
+    col: u32,
+    text: String,
+    numeric: bool,
+    formula_without_value: bool,
 }
+
+/// One sheet row that has cells, sorted by column.
+#[derive(Debug, Clone)]
+struct SheetRow {
+    /// Excel row number (1-based).
+    number: u64,
+    cells: Vec<SheetCell>,
+}
+
+impl SheetRow {
+    fn get(&self, col: usize) -> Option<&SheetCell> {
+        let col = u32::try_from(col).ok()?;
+        self.cells
+            .binary_search_by_key(&col, |c| c.col)
+            .ok()
+            .map(|i| &self.cells[i])
+    }
+
+    fn is_blank(&self) -> bool {
+        self.cells
+            .iter()
+            .all(|c| c.text.trim().is_empty() && !c.formula_without_value)
+    }
+}
+
+/// A sheet's rows as text, sparse: only rows and cells that hold something. A stray cell at
+/// `XFD1048576` costs one cell, not a dense 17-billion-cell grid (calamine's `Range`).
+struct SheetRows {
+    rows: Vec<SheetRow>,
+    /// Cells filled down from the top-left cell of a vertical merge.
+    merged_filled: u64,
+}
+
+/// The widest merge filled down (rows); larger merges are left as they are and reported.
+const MAX_MERGE_ROWS: u32 = 1 << 20;
 
 fn load_sheet(path: &Path, sheet: Option<&str>) -> Result<SheetRows, IngestError> {
     let sheet_error = |message: String| IngestError::Sheet {
@@ -46,21 +88,126 @@ fn load_sheet(path: &Path, sheet: Option<&str>) -> Result<SheetRows, IngestError
             .cloned()
             .ok_or_else(|| sheet_error("the workbook has no sheets".into()))?,
     };
-    let range = workbook
-        .worksheet_range(&name)
-        .map_err(|e| sheet_error(format!("sheet '{name}': {e}")))?;
-    let first_row = range.start().map_or(1, |(row, _)| u64::from(row) + 1);
-    let first_col = range.start().map_or(0, |(_, col)| col as usize);
-    let rows = range
-        .rows()
-        .map(|cells| {
-            // Pad to absolute column positions so headers and values line up.
-            let mut out: Vec<(String, bool)> = vec![(String::new(), false); first_col];
-            out.extend(cells.iter().map(cell_text));
-            out
+    let in_sheet = |e: &dyn std::fmt::Display| sheet_error(format!("sheet '{name}': {e}"));
+    let mut cells: BTreeMap<u32, Vec<SheetCell>> = BTreeMap::new();
+    let mut push = |(row, col): (u32, u32), value: Data, formula: bool| {
+        let (text, numeric) = cell_text(&value);
+        let formula_without_value = formula && matches!(value, Data::Empty);
+        if text.is_empty() && !formula_without_value {
+            return;
+        }
+        cells.entry(row).or_default().push(SheetCell {
+            col,
+            text,
+            numeric,
+            formula_without_value,
+        });
+    };
+    let merges = match &mut workbook {
+        Sheets::Xlsx(xlsx) => {
+            let merges = xlsx
+                .merge_cells_by_sheet_name(&name)
+                .map_err(|e| in_sheet(&e))?;
+            let mut reader = xlsx
+                .worksheet_cells_reader(&name)
+                .map_err(|e| in_sheet(&e))?;
+            while let Some(cell) = reader
+                .next_cell_with_formula_metadata()
+                .map_err(|e| in_sheet(&e))?
+            {
+                push(cell.pos, Data::from(cell.value), cell.formula.is_some());
+            }
+            merges
+        }
+        Sheets::Xlsb(xlsb) => {
+            let mut reader = xlsb
+                .worksheet_cells_reader(&name)
+                .map_err(|e| in_sheet(&e))?;
+            while let Some(cell) = reader.next_cell().map_err(|e| in_sheet(&e))? {
+                let pos = cell.get_position();
+                push(pos, Data::from(cell.get_value().clone()), false);
+            }
+            Vec::new()
+        }
+        // XLS sheets are at most 65,536 x 256 cells and ODS is a dense format: the range is
+        // bounded by what the file itself spells out.
+        other => {
+            let merges = match other {
+                Sheets::Xls(xls) => xls
+                    .merge_cells_by_sheet_name(&name)
+                    .map_err(|e| in_sheet(&e))?,
+                _ => Vec::new(),
+            };
+            let range = other.worksheet_range(&name).map_err(|e| in_sheet(&e))?;
+            for (row, col, value) in range.used_cells() {
+                let start = range.start().unwrap_or((0, 0));
+                push(
+                    (start.0 + row as u32, start.1 + col as u32),
+                    value.clone(),
+                    false,
+                );
+            }
+            merges
+        }
+    };
+    for row in cells.values_mut() {
+        row.sort_by_key(|c| c.col);
+        row.dedup_by_key(|c| c.col);
+    }
+    let merged_filled = fill_merges_down(&mut cells, &merges, path);
+    let rows = cells
+        .into_iter()
+        .map(|(row, cells)| SheetRow {
+            number: u64::from(row) + 1,
+            cells,
         })
         .collect();
-    Ok(SheetRows { first_row, rows })
+    Ok(SheetRows {
+        rows,
+        merged_filled,
+    })
+}
+
+/// Copies the top-left value of each vertical merge (Kabupaten or Kecamatan merged over a
+/// block of rows) into the empty cells of its first column below it. Horizontal merges are
+/// left alone: copying a name across would put it into the NIK column.
+fn fill_merges_down(
+    cells: &mut BTreeMap<u32, Vec<SheetCell>>,
+    merges: &[Dimensions],
+    path: &Path,
+) -> u64 {
+    let mut filled = 0u64;
+    for merge in merges {
+        let ((top, col), (bottom, _)) = (merge.start, merge.end);
+        if bottom <= top {
+            continue;
+        }
+        if bottom - top > MAX_MERGE_ROWS {
+            tracing::warn!(
+                file = %path.display(),
+                "a merged range of {} rows is not filled down (more than {MAX_MERGE_ROWS})",
+                bottom - top + 1
+            );
+            continue;
+        }
+        let Some(source) = cells.get(&top).and_then(|row| {
+            row.binary_search_by_key(&col, |c| c.col)
+                .ok()
+                .map(|i| row[i].clone())
+        }) else {
+            continue;
+        };
+        for row in top + 1..=bottom {
+            let row_cells = cells.entry(row).or_default();
+            match row_cells.binary_search_by_key(&col, |c| c.col) {
+                Ok(i) if !row_cells[i].text.trim().is_empty() => {}
+                Ok(i) => row_cells[i] = source.clone(),
+                Err(i) => row_cells.insert(i, source.clone()),
+            }
+            filled += 1;
+        }
+    }
+    filled
 }
 
 /// Renders a cell as text; numbers as Excel holds them (integers without `.0`).
@@ -86,8 +233,25 @@ fn cell_text(cell: &Data) -> (String, bool) {
     }
 }
 
-fn header_of(row: &[(String, bool)]) -> Vec<String> {
-    row.iter().map(|(t, _)| t.clone()).collect()
+/// A row's texts at their column positions (up to its last cell; Excel caps it at 16,384).
+fn header_of(row: &SheetRow) -> Vec<String> {
+    let width = row.cells.last().map_or(0, |c| c.col as usize + 1);
+    let mut out = vec![String::new(); width];
+    for cell in &row.cells {
+        out[cell.col as usize] = cell.text.clone();
+    }
+    out
+}
+
+/// The rows the header is searched among: the top [`HEADER_SEARCH_ROWS`] rows of the sheet,
+/// counted from its first row with content.
+fn header_candidates(sheet: &SheetRows) -> impl Iterator<Item = (usize, &SheetRow)> {
+    let first = sheet.rows.first().map_or(1, |r| r.number);
+    sheet
+        .rows
+        .iter()
+        .enumerate()
+        .take_while(move |(_, r)| r.number < first + HEADER_SEARCH_ROWS as u64)
 }
 
 fn find_header(
@@ -96,15 +260,14 @@ fn find_header(
     header_row: Option<u32>,
 ) -> Option<usize> {
     if let Some(n) = header_row {
-        let index = u64::from(n).checked_sub(sheet.first_row)?;
-        return usize::try_from(index)
-            .ok()
-            .filter(|i| *i < sheet.rows.len());
+        return sheet.rows.iter().position(|r| r.number == u64::from(n));
     }
-    sheet.rows.iter().take(HEADER_SEARCH_ROWS).position(|row| {
-        let header = header_of(row);
-        columns.iter().all(|c| c.position_in(&header).is_some())
-    })
+    header_candidates(sheet)
+        .find(|(_, row)| {
+            let header = header_of(row);
+            columns.iter().all(|c| c.position_in(&header).is_some())
+        })
+        .map(|(i, _)| i)
 }
 
 /// Reads the header row (for `terpadu check`).
@@ -125,11 +288,7 @@ pub fn read_header(
 
 /// The top row matching most needed columns, to name the missing ones in an error.
 fn best_header_guess(sheet: &SheetRows, columns: &[NeededColumn]) -> Option<usize> {
-    sheet
-        .rows
-        .iter()
-        .take(HEADER_SEARCH_ROWS)
-        .enumerate()
+    header_candidates(sheet)
         .max_by_key(|(i, row)| {
             let header = header_of(row);
             let hits = columns
@@ -170,7 +329,7 @@ pub fn read_file(
             Some(n) => format!("row {n} was declared as the header (format.header_row)"),
             None => format!(
                 "no row among the top {HEADER_SEARCH_ROWS} has every column; the closest is row {}",
-                guess.map_or(0, |i| sheet_rows.first_row + i as u64)
+                guess.map_or(0, |i| sheet_rows.rows[i].number)
             ),
         });
         return Err(missing_columns_error(
@@ -191,46 +350,71 @@ pub fn read_file(
     })?;
     let header_keys: Vec<String> = header.iter().map(|h| header_key(h)).collect();
     let mut rows_read = 0u64;
-    for (offset, row) in sheet_rows.rows.iter().enumerate().skip(header_index + 1) {
-        let excel_row = sheet_rows.first_row + offset as u64;
-        if row.iter().all(|(t, _)| t.trim().is_empty()) {
+    let mut formula_cells = 0u64;
+    let mut previous = sheet_rows.rows[header_index].number;
+    for row in &sheet_rows.rows[header_index + 1..] {
+        // Rows absent from the sheet between two rows with content are blank rows.
+        for _ in previous + 1..row.number {
+            sink.blank_row();
+        }
+        previous = row.number;
+        let excel_row = row.number;
+        if row.is_blank() {
             sink.blank_row();
             continue;
         }
         rows_read += 1;
         // A header repeated further down (multi-page exports) is not a person.
-        if row.len() >= header_keys.len()
-            && row
+        let texts = header_of(row);
+        if texts.len() >= header_keys.len()
+            && texts
                 .iter()
                 .zip(&header_keys)
-                .all(|((text, _), key)| header_key(text) == *key)
+                .all(|(text, key)| header_key(text) == *key)
         {
-            let raw = row
-                .iter()
-                .map(|(t, _)| t.as_str())
-                .collect::<Vec<_>>()
-                .join(" | ");
             sink.quarantine(
                 excel_row,
                 QuarantineCode::RepeatedHeader,
                 "the header row repeated inside the sheet".into(),
-                Some(raw),
+                Some(texts.join(" | ")),
             )?;
             continue;
         }
         let mut numeric = 0u64;
+        let mut formulas = 0u64;
         let values: Vec<Option<&str>> = positions
             .iter()
             .enumerate()
             .map(|(slot, pos)| {
-                let (text, is_number) = pos.and_then(|p| row.get(p))?;
-                if *is_number && slot < 64 {
+                let cell = pos.and_then(|p| row.get(p))?;
+                if cell.numeric && slot < 64 {
                     numeric |= 1 << slot;
                 }
-                Some(text.as_str())
+                if cell.formula_without_value && slot < 64 {
+                    formulas |= 1 << slot;
+                    formula_cells += 1;
+                }
+                Some(cell.text.as_str())
             })
             .collect();
-        sink.row(excel_row, &values, numeric)?;
+        sink.row_with_formulas(excel_row, &values, numeric, formulas)?;
+    }
+    if formula_cells > 0 {
+        tracing::warn!(
+            source = sink.source_name(),
+            file = %path.display(),
+            cells = formula_cells,
+            "{formula_cells} cell(s) hold formulas with no saved result (the workbook was written by a script and never recalculated); their rows are flagged formula_without_value. Open and save the workbook in Excel, or export values, to read them"
+        );
+    }
+    if sheet_rows.merged_filled > 0 {
+        tracing::info!(
+            source = sink.source_name(),
+            file = %path.display(),
+            cells = sheet_rows.merged_filled,
+            "filled {} cell(s) down from merged ranges",
+            sheet_rows.merged_filled
+        );
     }
     Ok(hashing.finish(path, rows_read))
 }

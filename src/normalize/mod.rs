@@ -96,11 +96,20 @@ pub enum QualityFlag {
     RegionAmbiguous,
     /// A number (decile, date) that could not be parsed.
     ValueUnparsed,
+    /// A spreadsheet cell held a formula with no saved result (a workbook written by a script
+    /// and never opened in Excel): the value is unknown, not blank.
+    FormulaWithoutValue,
+    /// A value longer than [`MAX_PLAUSIBLE_VALUE_BYTES`]: no NIK, name or address is that
+    /// long (a pasted document, a broken export). Kept whole; cut in XLSX reports.
+    ValueTooLong,
 }
+
+/// The longest plausible staged value in bytes; longer ones are flagged `value_too_long`.
+pub const MAX_PLAUSIBLE_VALUE_BYTES: usize = 1024;
 
 impl QualityFlag {
     /// Every flag, in code order.
-    pub const ALL: [QualityFlag; 26] = [
+    pub const ALL: [QualityFlag; 28] = [
         QualityFlag::NikMissing,
         QualityFlag::NikCleaned,
         QualityFlag::NikWrongLength,
@@ -127,6 +136,8 @@ impl QualityFlag {
         QualityFlag::RegionUnknown,
         QualityFlag::RegionAmbiguous,
         QualityFlag::ValueUnparsed,
+        QualityFlag::FormulaWithoutValue,
+        QualityFlag::ValueTooLong,
     ];
 
     /// The snake_case code stored in Parquet and the manifest.
@@ -158,6 +169,8 @@ impl QualityFlag {
             QualityFlag::RegionUnknown => "region_unknown",
             QualityFlag::RegionAmbiguous => "region_ambiguous",
             QualityFlag::ValueUnparsed => "value_unparsed",
+            QualityFlag::FormulaWithoutValue => "formula_without_value",
+            QualityFlag::ValueTooLong => "value_too_long",
         }
     }
 }

@@ -77,7 +77,7 @@ pub fn write_workbook(path: &Path, sheets: &[(&str, &RecordBatch)]) -> Result<()
                     sheet.write_number(r, c as u16, value)?;
                     widths[c] = widths[c].max(8);
                 } else {
-                    let text = cell_text(column, row);
+                    let text = excel_text(cell_text(column, row));
                     widths[c] = widths[c].max(text.chars().count().min(60));
                     sheet.write_string(r, c as u16, &text)?;
                 }
@@ -96,4 +96,55 @@ pub fn write_workbook(path: &Path, sheets: &[(&str, &RecordBatch)]) -> Result<()
         sheet.set_freeze_panes(1, 0)?;
     }
     workbook.save(path)
+}
+
+/// The most characters written to one cell: Excel refuses more than 32,767.
+const MAX_CELL_CHARS: usize = 32_000;
+
+/// `text`, cut with a marker when longer than Excel allows, so one odd value never stops the
+/// workbook (the Parquet and CSV files keep it whole).
+fn excel_text(text: String) -> String {
+    let chars = text.chars().count();
+    if chars <= MAX_CELL_CHARS {
+        return text;
+    }
+    let mut out: String = text.chars().take(MAX_CELL_CHARS).collect();
+    out.push_str(&format!(
+        " [... cut: {chars} characters in all; the Parquet and CSV files hold the whole value]"
+    ));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::StringArray;
+    use calamine::{Reader, open_workbook_auto};
+
+    use super::*;
+
+    #[test]
+    fn a_value_longer_than_excel_allows_is_cut_with_a_marker_not_a_failure() {
+        let long = "A".repeat(40_000);
+        let batch = RecordBatch::try_from_iter([(
+            "full_name",
+            Arc::new(StringArray::from(vec![long.as_str(), "SITI"])) as ArrayRef,
+        )])
+        .expect("batch");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("r.xlsx");
+        write_workbook(&path, &[("duplicates", &batch)]).expect("a workbook despite the value");
+        let mut workbook = open_workbook_auto(&path).expect("open");
+        let range = workbook.worksheet_range("duplicates").expect("sheet");
+        let cell = range.get_value((1, 0)).expect("cell").to_string();
+        assert!(
+            cell.starts_with(&"A".repeat(MAX_CELL_CHARS)),
+            "{}",
+            cell.len()
+        );
+        assert!(cell.ends_with("the Parquet and CSV files hold the whole value]"));
+        assert!(cell.contains("40000 characters in all"));
+        assert_eq!(range.get_value((2, 0)).expect("cell").to_string(), "SITI");
+    }
 }

@@ -265,3 +265,190 @@ fn json_lines_that_are_csv_or_one_array_are_named_as_such() {
         );
     }
 }
+
+/// A workbook written the way scripts write them (openpyxl, PHP exports): one sheet of
+/// `rows` (`<row>` XML) and `merges` (`A2:A4` references), strings inline, no styles.
+fn raw_workbook(path: &std::path::Path, rows: &str, merges: &[&str]) {
+    let file = std::fs::File::create(path).expect("create");
+    let mut zip = zip::ZipWriter::new(file);
+    let options = zip::write::SimpleFileOptions::default();
+    let merge_xml = if merges.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "<mergeCells count=\"{}\">{}</mergeCells>",
+            merges.len(),
+            merges
+                .iter()
+                .map(|m| format!("<mergeCell ref=\"{m}\"/>"))
+                .collect::<String>()
+        )
+    };
+    let parts = [
+        (
+            "[Content_Types].xml",
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Types xmlns=\"http://schemas.openxmlformats.org/package/2006/content-types\"><Default Extension=\"rels\" ContentType=\"application/vnd.openxmlformats-package.relationships+xml\"/><Default Extension=\"xml\" ContentType=\"application/xml\"/><Override PartName=\"/xl/workbook.xml\" ContentType=\"application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml\"/><Override PartName=\"/xl/worksheets/sheet1.xml\" ContentType=\"application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml\"/></Types>".to_string(),
+        ),
+        (
+            "_rels/.rels",
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Relationships xmlns=\"http://schemas.openxmlformats.org/package/2006/relationships\"><Relationship Id=\"rId1\" Type=\"http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument\" Target=\"xl/workbook.xml\"/></Relationships>".to_string(),
+        ),
+        (
+            "xl/workbook.xml",
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><workbook xmlns=\"http://schemas.openxmlformats.org/spreadsheetml/2006/main\" xmlns:r=\"http://schemas.openxmlformats.org/officeDocument/2006/relationships\"><sheets><sheet name=\"Data\" sheetId=\"1\" r:id=\"rId1\"/></sheets></workbook>".to_string(),
+        ),
+        (
+            "xl/_rels/workbook.xml.rels",
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Relationships xmlns=\"http://schemas.openxmlformats.org/package/2006/relationships\"><Relationship Id=\"rId1\" Type=\"http://schemas.openxmlformats.org/officeDocument/2006/relationships/worksheet\" Target=\"worksheets/sheet1.xml\"/></Relationships>".to_string(),
+        ),
+        (
+            "xl/worksheets/sheet1.xml",
+            format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?><worksheet xmlns=\"http://schemas.openxmlformats.org/spreadsheetml/2006/main\"><sheetData>{rows}</sheetData>{merge_xml}</worksheet>"
+            ),
+        ),
+    ];
+    for (name, body) in parts {
+        zip.start_file(name, options).expect("zip entry");
+        zip.write_all(body.as_bytes()).expect("zip write");
+    }
+    zip.finish().expect("zip");
+}
+
+/// One `<row>` of inline strings from column A; `=...` cells are formulas with no saved result.
+fn sheet_row<S: AsRef<str>>(number: u32, cells: &[S]) -> String {
+    let mut out = format!("<row r=\"{number}\">");
+    for (i, value) in cells.iter().enumerate() {
+        let value = value.as_ref();
+        let col = (b'A' + i as u8) as char;
+        if value.is_empty() {
+            continue;
+        }
+        if let Some(formula) = value.strip_prefix('=') {
+            out.push_str(&format!("<c r=\"{col}{number}\"><f>{formula}</f></c>"));
+        } else {
+            out.push_str(&format!(
+                "<c r=\"{col}{number}\" t=\"inlineStr\"><is><t>{value}</t></is></c>"
+            ));
+        }
+    }
+    out.push_str("</row>");
+    out
+}
+
+#[test]
+fn workbooks_from_scripts_and_provinces_read_right() {
+    let project = project_with("{ type = \"xlsx\" }");
+    let header: Vec<&str> = HEADER.trim().split(',').collect();
+    let row = |line: &str| {
+        line.trim()
+            .split(',')
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    let (r1, r2, r3) = (row(ROW_1), row(ROW_2), row(ROW_3));
+    // KD_KAB (H) and KD_KEC (I) merged down over rows 2-5, as provincial lists do: only the
+    // top cell holds the value.
+    let below = |mut cells: Vec<String>| {
+        cells[7].clear();
+        cells[8].clear();
+        cells
+    };
+    let (r2, r3) = (below(r2), below(r3));
+    // Row 4's NIK is a formula nobody recalculated; row 5 has only formulas for identity.
+    let mut r4 = row(ROW_3);
+    r4[0] = "4".into();
+    r4[1] = "=CONCATENATE(\"3601011507\",\"990004\")".into();
+    r4[2] = "NENENG WATI".into();
+    let r4 = below(r4);
+    let mut r5 = row(ROW_3);
+    r5[0] = "5".into();
+    r5[1] = "=A5&amp;\"1\"".into();
+    r5[2] = "=UPPER(\"x\")".into();
+    let r5 = below(r5);
+    let rows = [
+        sheet_row(1, &header),
+        sheet_row(2, &r1),
+        sheet_row(3, &r2),
+        sheet_row(4, &r3),
+        sheet_row(5, &r4),
+        sheet_row(6, &r5),
+        // One stray cell in the sheet's last cell: a dense reader allocates 512 GiB here.
+        "<row r=\"1048576\"><c r=\"XFD1048576\" t=\"inlineStr\"><is><t>x</t></is></c></row>"
+            .to_string(),
+    ]
+    .concat();
+    let file = project.path().join("data/pbi.xlsx");
+    std::fs::create_dir_all(file.parent().expect("parent")).expect("mkdir");
+    raw_workbook(&file, &rows, &["H2:H6", "I2:I6"]);
+
+    let out = run(&["check", &project.pipeline("f")]);
+    assert!(out.status.success(), "check: {}", text(&out));
+    let out = ingest(&project);
+    assert!(out.status.success(), "{}", text(&out));
+    let source = &project.manifest("f")["sources"][0];
+    assert_eq!(source["rows_staged"], 4, "{source}");
+    assert_eq!(
+        source["quarantined_by_reason"]["identity_only_formulas"], 1,
+        "{source}"
+    );
+    assert_eq!(
+        source["quarantined_by_reason"]["no_identity"], 1,
+        "{source}"
+    );
+    assert_eq!(source["rows_read"], 6, "{source}");
+    assert_eq!(
+        source["quality_flags"]["formula_without_value"], 1,
+        "{source}"
+    );
+    let staged = read_parquet(&project.staged("f", "pbi"));
+    assert_eq!(
+        column_text(&staged, "district_code"),
+        vec![Some("360101".to_string()); 4],
+        "merged KD_KEC filled down"
+    );
+    assert_eq!(
+        column_text(&staged, "regency_code"),
+        vec![Some("3601".to_string()); 4]
+    );
+    let flags = crate::util::column_lists(&staged, "quality_flags");
+    let formula_rows: Vec<usize> = flags
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| f.contains(&"formula_without_value".to_string()))
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(formula_rows, vec![3], "{flags:?}");
+    assert_eq!(column_text(&staged, "nik")[3], None);
+    assert!(
+        stderr(&out).contains("formulas with no saved result"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn a_40000_character_name_is_kept_and_flagged() {
+    let project = project_with("{ type = \"csv\" }");
+    let long = "SITI ".repeat(8_000);
+    project.write(
+        "data/pbi.csv",
+        format!(
+            "{HEADER}{}{ROW_2}",
+            ROW_1.replace("ANDI WIJAYA", long.trim())
+        ),
+    );
+    let out = ingest(&project);
+    assert!(out.status.success(), "{}", text(&out));
+    let source = &project.manifest("f")["sources"][0];
+    assert_eq!(source["rows_staged"], 2, "{source}");
+    assert_eq!(source["quality_flags"]["value_too_long"], 1, "{source}");
+    let staged = read_parquet(&project.staged("f", "pbi"));
+    assert_eq!(
+        column_text(&staged, "full_name")[0]
+            .as_deref()
+            .map(str::len),
+        Some(long.trim().len()),
+        "kept whole"
+    );
+}
