@@ -159,13 +159,29 @@ impl Default for Arrival {
 }
 
 /// Thresholds that stop a run from publishing data that looks wrong (a truncated extract).
+/// On by default: a source that stages no rows, or reads less than half of what the current
+/// version read, stops publication unless the pipeline says otherwise.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct SanityChecks {
-    /// Largest allowed drop in rows read against the previous staged version (0.2 = 20%).
+    /// Largest allowed drop in rows read against the previous staged version (0.2 = 20%);
+    /// [`DEFAULT_MAX_ROW_DROP`] when unset, `1.0` turns the check off.
     pub max_row_drop: Option<f64>,
     /// Largest allowed share of rows quarantined (0.05 = 5%).
     pub max_quarantined_share: Option<f64>,
+    /// Publish even when the source stages no rows (a header-only extract).
+    #[serde(default)]
+    pub allow_empty: bool,
+}
+
+/// The row drop that stops publication when a source sets no `max_row_drop`: half.
+pub const DEFAULT_MAX_ROW_DROP: f64 = 0.5;
+
+impl SanityChecks {
+    /// The row-drop threshold in force.
+    pub fn row_drop_limit(&self) -> f64 {
+        self.max_row_drop.unwrap_or(DEFAULT_MAX_ROW_DROP)
+    }
 }
 
 /// What a source is to the registry.
@@ -528,6 +544,58 @@ pub fn check_source(file: &Path, index: usize, source: &RawSource, problems: &mu
             format!("only program sources take program fields; this source's role is {}", role.as_str()),
         )),
         _ => {}
+    }
+    check_thresholds(file, &key, source, problems);
+}
+
+/// The longest `arrival.stable_seconds` accepted: a file still growing after an hour is not
+/// being copied, it is stuck.
+pub const MAX_STABLE_SECONDS: u64 = 3600;
+
+/// Sanity and arrival thresholds must be fractions and durations a night can hold.
+fn check_thresholds(
+    file: &Path,
+    key: &dyn Fn(&str) -> String,
+    source: &RawSource,
+    problems: &mut Vec<Diagnostic>,
+) {
+    let fractions = [
+        ("checks.max_row_drop", source.checks.max_row_drop),
+        (
+            "checks.max_quarantined_share",
+            source.checks.max_quarantined_share,
+        ),
+    ];
+    for (name, value) in fractions {
+        if let Some(v) = value
+            && !(0.0..=1.0).contains(&v)
+        {
+            problems.push(Diagnostic::new(
+                file,
+                key(name),
+                format!("{v} is not a share: give a fraction between 0 and 1 (0.2 = 20%)"),
+            ));
+        }
+    }
+    if source.arrival.stable_seconds > MAX_STABLE_SECONDS {
+        problems.push(Diagnostic::new(
+            file,
+            key("arrival.stable_seconds"),
+            format!(
+                "{} s would hold the run for {:.1} hours per source: give at most {MAX_STABLE_SECONDS} (a copy still running after that is stuck)",
+                source.arrival.stable_seconds,
+                source.arrival.stable_seconds as f64 / 3600.0
+            ),
+        ));
+    }
+    if let Some(hours) = source.arrival.max_age_hours
+        && !(hours > 0.0 && hours <= 24.0 * 366.0)
+    {
+        problems.push(Diagnostic::new(
+            file,
+            key("arrival.max_age_hours"),
+            format!("{hours} is out of range: give hours above 0 and at most a year (8784)"),
+        ));
     }
 }
 

@@ -377,6 +377,15 @@ fn sanity_checks(
             continue;
         };
         let checks = &source.checks;
+        if entry.rows_staged == 0 && !checks.allow_empty {
+            return Err(IngestError::Rejected {
+                source_name: entry.name.clone(),
+                message: format!(
+                    "0 rows staged ({} read, {} quarantined): an empty or header-only extract (set checks = {{ allow_empty = true }} if this source may be empty)",
+                    entry.rows_read, entry.rows_quarantined
+                ),
+            });
+        }
         if let Some(max) = checks.max_quarantined_share {
             let share = entry.rows_quarantined as f64 / entry.rows_read.max(1) as f64;
             if share > max {
@@ -393,7 +402,8 @@ fn sanity_checks(
             }
         }
         let before = previous.and_then(|m| m.sources.iter().find(|s| s.name == entry.name));
-        if let (Some(max), Some(before)) = (checks.max_row_drop, before)
+        let max = checks.row_drop_limit();
+        if let Some(before) = before
             && before.rows_read > 0
         {
             let drop = 1.0 - entry.rows_read as f64 / before.rows_read as f64;
@@ -401,11 +411,16 @@ fn sanity_checks(
                 return Err(IngestError::Rejected {
                     source_name: entry.name.clone(),
                     message: format!(
-                        "{} rows read, {:.1}% fewer than the {} of the current version (max_row_drop {:.1}%)",
+                        "{} rows read, {:.1}% fewer than the {} of the current version (max_row_drop {:.1}%{}): a truncated extract? If the drop is real, run once with a higher max_row_drop",
                         entry.rows_read,
                         100.0 * drop,
                         before.rows_read,
-                        100.0 * max
+                        100.0 * max,
+                        if checks.max_row_drop.is_none() {
+                            ", the default"
+                        } else {
+                            ""
+                        }
                     ),
                 });
             }

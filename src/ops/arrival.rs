@@ -60,9 +60,13 @@ fn size_and_mtime(path: &Path) -> Option<(u64, SystemTime)> {
     Some((meta.len(), meta.modified().ok()?))
 }
 
-/// Checks one source's arrival rules. Waits up to `stable_seconds` once to see whether its
-/// files are still growing.
-pub fn check(source: &Source) -> Readiness {
+/// The most a run waits in all for files to settle (`stable_seconds`, summed over sources).
+pub const MAX_TOTAL_WAIT: Duration = Duration::from_secs(3600);
+
+/// Checks one source's arrival rules. When a file changed within `stable_seconds`, waits out
+/// the rest of that window (taken from `budget`, the run's remaining wait) to see whether it
+/// is still growing.
+pub fn check(source: &Source, budget: &mut Duration) -> Readiness {
     let rules = &source.arrival;
     let not_ready = |reason: NotReady| Readiness {
         source: source.name.clone(),
@@ -122,20 +126,50 @@ pub fn check(source: &Source) -> Readiness {
         }
     }
     if rules.stable_seconds > 0 {
-        let before: Vec<_> = files.iter().map(|f| size_and_mtime(f)).collect();
-        std::thread::sleep(Duration::from_secs(rules.stable_seconds));
-        let after: Vec<_> = files.iter().map(|f| size_and_mtime(f)).collect();
-        if let Some((file, _)) = files
+        // Only a file modified within the window needs watching: the rest have been still
+        // for long enough already. The wait comes out of the run's budget.
+        let window = Duration::from_secs(rules.stable_seconds);
+        let quiet_for = files
             .iter()
-            .zip(before.iter().zip(&after))
-            .find(|(_, (b, a))| b != a)
-        {
-            return not_ready(NotReady::Changing(format!(
-                "source '{}': {} changed during the last {} s (still being written)",
-                source.name,
-                file.display(),
+            .filter_map(|f| size_and_mtime(f))
+            .map(|(_, mtime)| SystemTime::now().duration_since(mtime).unwrap_or_default())
+            .min()
+            .unwrap_or(window);
+        let wait = window.saturating_sub(quiet_for);
+        if !wait.is_zero() {
+            if wait > *budget {
+                return not_ready(NotReady::Changing(format!(
+                    "source '{}': a file under {} changed {} s ago; waiting {} s more for it to settle would pass the run's total wait of {} s",
+                    source.name,
+                    source.path,
+                    quiet_for.as_secs(),
+                    wait.as_secs(),
+                    MAX_TOTAL_WAIT.as_secs()
+                )));
+            }
+            tracing::info!(
+                source = %source.name,
+                "waiting {} s for {} to stop changing (arrival.stable_seconds = {})",
+                wait.as_secs(),
+                source.path,
                 rules.stable_seconds
-            )));
+            );
+            *budget -= wait;
+            let before: Vec<_> = files.iter().map(|f| size_and_mtime(f)).collect();
+            std::thread::sleep(wait);
+            let after: Vec<_> = files.iter().map(|f| size_and_mtime(f)).collect();
+            if let Some((file, _)) = files
+                .iter()
+                .zip(before.iter().zip(&after))
+                .find(|(_, (b, a))| b != a)
+            {
+                return not_ready(NotReady::Changing(format!(
+                    "source '{}': {} changed during the last {} s (still being written)",
+                    source.name,
+                    file.display(),
+                    wait.as_secs()
+                )));
+            }
         }
     }
     Readiness {

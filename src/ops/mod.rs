@@ -135,8 +135,9 @@ fn stages(
     // Arrival.
     let mut not_ready = Vec::new();
     let mut ready = Vec::new();
+    let mut wait_budget = arrival::MAX_TOTAL_WAIT;
     for source in &pipeline.sources {
-        let readiness = arrival::check(source);
+        let readiness = arrival::check(source, &mut wait_budget);
         match (&readiness.not_ready, source.arrival.required) {
             (None, _) => ready.push(readiness),
             (Some(reason), true) => not_ready.push(reason.to_string()),

@@ -256,6 +256,79 @@ fn a_truncated_extract_is_rejected_and_the_previous_version_stays_current() {
     assert_eq!(current_version(&project).as_deref(), Some(version.as_str()));
 }
 
+#[test]
+fn a_header_only_or_halved_extract_stops_publication_by_default() {
+    let project = Project::with_sample();
+    let out = run(&["run", &project.pipeline("sample")]);
+    assert!(out.status.success(), "{}", text(&out));
+    let version = current_version(&project).expect("published");
+    // The PKH list arrives with its header only: no checks are configured.
+    let pkh = data_file(&project, "pkh");
+    let content = std::fs::read_to_string(&pkh).expect("read");
+    let header = content.lines().next().expect("header");
+    std::fs::write(&pkh, format!("{header}\n")).expect("write");
+    let out = run(&["run", &project.pipeline("sample")]);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    assert!(
+        text(&out).contains("source 'pkh': 0 rows staged (0 read, 0 quarantined)"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(current_version(&project).as_deref(), Some(version.as_str()));
+    let last = runs(&project).last().cloned().expect("runs");
+    assert_eq!(last["exit_code"], 4, "{last}");
+    assert!(
+        last["error"].as_str().is_some_and(|e| e.contains("pkh")),
+        "{last}"
+    );
+    let status = run(&["status", &project.pipeline("sample")]);
+    assert!(
+        text(&status).contains("0 rows staged"),
+        "status names it: {}",
+        text(&status)
+    );
+
+    // A third of the rows: below the default half.
+    let lines: Vec<&str> = content.lines().collect();
+    let third = lines[..1 + (lines.len() - 1) / 3].join("\n") + "\n";
+    std::fs::write(&pkh, &third).expect("write");
+    let out = run(&["run", &project.pipeline("sample")]);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    assert!(
+        text(&out).contains("(max_row_drop 50.0%, the default)"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(current_version(&project).as_deref(), Some(version.as_str()));
+
+    // Declared: the office really did shrink the list.
+    set_source_option(&project, "pkh", "checks = { max_row_drop = 1.0 }");
+    let out = run(&["run", &project.pipeline("sample")]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_ne!(current_version(&project).as_deref(), Some(version.as_str()));
+}
+
+#[test]
+fn check_refuses_thresholds_a_night_cannot_hold() {
+    let project = Project::with_sample();
+    set_source_option(
+        &project,
+        "pkh",
+        "arrival = { stable_seconds = 100000 }\nchecks = { max_row_drop = -0.5 }",
+    );
+    let out = run(&["check", &project.pipeline("sample")]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let all = text(&out);
+    assert!(
+        all.contains("arrival.stable_seconds") && all.contains("27.8 hours per source"),
+        "{all}"
+    );
+    assert!(
+        all.contains("checks.max_row_drop") && all.contains("-0.5 is not a share"),
+        "{all}"
+    );
+}
+
 fn count(project: &Project, version: Option<&str>, query: &str) -> u64 {
     let mut args = vec![
         "sql",
