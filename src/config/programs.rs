@@ -137,6 +137,29 @@ pub fn referenced_codes(predicate: &str) -> Vec<String> {
 }
 
 /// Checks the catalogue: unique codes, known codes in predicates and sources, a valid date.
+/// Checks that `predicate` is exactly one SQL expression: a rule is pasted into a `WHERE`
+/// clause, so `decile <= 4) OR (1=1` must not break out of it, and `...; DROP` is refused.
+pub fn one_expression(predicate: &str) -> Result<(), String> {
+    use datafusion::sql::sqlparser::dialect::GenericDialect;
+    use datafusion::sql::sqlparser::parser::Parser;
+    use datafusion::sql::sqlparser::tokenizer::Token;
+    let dialect = GenericDialect {};
+    let mut parser = Parser::new(&dialect)
+        .try_with_sql(predicate)
+        .map_err(|e| format!("is not SQL: {e}"))?;
+    parser
+        .parse_expr()
+        .map_err(|e| format!("is not one SQL expression: {e}"))?;
+    let next = parser.peek_token();
+    if next.token != Token::EOF {
+        return Err(format!(
+            "must be exactly one SQL expression, but it goes on after the expression ends: `{}` at line {} column {} (balance the parentheses; a rule cannot hold more than a condition)",
+            next.token, next.span.start.line, next.span.start.column
+        ));
+    }
+    Ok(())
+}
+
 pub fn validate(
     file: &Path,
     programs: Vec<RawProgram>,
@@ -160,6 +183,8 @@ pub fn validate(
     let check_predicate = |key: String, predicate: &str, problems: &mut Vec<Diagnostic>| {
         if predicate.trim().is_empty() {
             problems.push(Diagnostic::new(file, key.clone(), "the predicate is empty"));
+        } else if let Err(message) = one_expression(predicate) {
+            problems.push(Diagnostic::new(file, key.clone(), message));
         }
         for code in referenced_codes(predicate) {
             if !known(&code) {
@@ -245,6 +270,22 @@ pub fn validate(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_rule_is_exactly_one_expression() {
+        assert!(
+            one_expression("welfare_decile <= 3 AND (has_pregnant OR children_under_6 > 0)")
+                .is_ok()
+        );
+        assert!(
+            one_expression("array_has(programs, 'PKH') AND NOT array_has(programs, 'BPNT')")
+                .is_ok()
+        );
+        let breakout = one_expression("welfare_decile <= 4) OR (1=1").unwrap_err();
+        assert!(breakout.contains("`)` at line 1 column 20"), "{breakout}");
+        assert!(one_expression("alive; DROP TABLE person").is_err());
+        assert!(one_expression("welfare_decile <=").is_err());
+    }
 
     #[test]
     fn codes_named_in_predicates_are_found() {

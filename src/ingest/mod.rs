@@ -443,12 +443,35 @@ pub fn expand_inputs(source: &Source) -> Result<Vec<PathBuf>, IngestError> {
     } else {
         glob::Pattern::escape(&source.path)
     };
+    // The directory the pattern is anchored at: nothing above it is examined for symlinks.
+    let base: PathBuf = Path::new(&source.path)
+        .components()
+        .take_while(|c| !c.as_os_str().to_string_lossy().contains(['*', '?', '[']))
+        .collect();
+    let depth = base.components().count();
     let mut files = Vec::new();
+    let mut through_symlink: Vec<PathBuf> = Vec::new();
     for entry in glob::glob(&pattern).map_err(|e| bad(e.to_string()))? {
-        let path = entry.map_err(|e| IngestError::Open {
-            path: e.path().to_path_buf(),
-            source: std::io::Error::new(e.error().kind(), e.error().to_string()),
-        })?;
+        let path = match entry {
+            Ok(path) => path,
+            // A loop of directory links ends in ELOOP deep down: that is a skipped link too.
+            Err(e) if has_wildcards && via_directory_symlink(e.path(), depth) => {
+                through_symlink.push(e.path().to_path_buf());
+                continue;
+            }
+            Err(e) => {
+                return Err(IngestError::Open {
+                    path: e.path().to_path_buf(),
+                    source: std::io::Error::new(e.error().kind(), e.error().to_string()),
+                });
+            }
+        };
+        // Directory symlinks under the pattern's base are not followed: they lead out of the
+        // tree, or back into it (a loop reads one file dozens of times).
+        if has_wildcards && via_directory_symlink(&path, depth) {
+            through_symlink.push(path);
+            continue;
+        }
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
         // Arrival markers, partial downloads, hidden files and Excel lock files are not data.
         let not_data = name.ends_with(".done")
@@ -461,6 +484,35 @@ pub fn expand_inputs(source: &Source) -> Result<Vec<PathBuf>, IngestError> {
         }
     }
     files.sort();
+    // One file is read once, whatever names reach it (file symlinks, hard-linked copies
+    // are different files and stay).
+    let mut seen = std::collections::HashSet::new();
+    let mut duplicates = Vec::new();
+    files.retain(|path| {
+        let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
+        let first = seen.insert(canonical);
+        if !first {
+            duplicates.push(path.clone());
+        }
+        first
+    });
+    if !through_symlink.is_empty() {
+        tracing::warn!(
+            source = %source.name,
+            first = %through_symlink[0].display(),
+            "skipped {} path(s) reached through a directory symlink under {} (links are not followed; point the pattern at the real directory)",
+            through_symlink.len(),
+            base.display()
+        );
+    }
+    if !duplicates.is_empty() {
+        tracing::warn!(
+            source = %source.name,
+            first = %duplicates[0].display(),
+            "skipped {} path(s) naming a file already read under another name",
+            duplicates.len()
+        );
+    }
     if files.is_empty() {
         return Err(IngestError::NoInput {
             source_name: source.name.clone(),
@@ -468,6 +520,23 @@ pub fn expand_inputs(source: &Source) -> Result<Vec<PathBuf>, IngestError> {
         });
     }
     Ok(files)
+}
+
+/// True when a directory between the first `depth` components of `path` and its file name is
+/// a symbolic link.
+fn via_directory_symlink(path: &Path, depth: usize) -> bool {
+    let components: Vec<_> = path.components().collect();
+    let mut prefix = PathBuf::new();
+    for (i, component) in components.iter().enumerate() {
+        prefix.push(component);
+        if i < depth || i + 1 == components.len() {
+            continue;
+        }
+        if std::fs::symlink_metadata(&prefix).is_ok_and(|m| m.file_type().is_symlink()) {
+            return true;
+        }
+    }
+    false
 }
 
 /// Reads the header of each input of a source and reports the layout columns it lacks

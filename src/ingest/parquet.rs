@@ -11,7 +11,7 @@ use arrow::datatypes::DataType;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::mapping::resolve_columns;
-use super::sink::Sink;
+use super::sink::{QuarantineCode, Sink};
 use super::{HashingReader, IngestError, InputFile, missing_columns_error};
 
 fn open(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>, IngestError> {
@@ -70,6 +70,9 @@ pub fn read_file(path: &Path, sink: &mut Sink<'_>) -> Result<InputFile, IngestEr
         let batch = batch.map_err(|e| read_error(e.to_string()))?;
         let mut text_columns = Vec::with_capacity(positions.len());
         let mut is_float = Vec::with_capacity(positions.len());
+        // Byte columns (text written without the String annotation) whose bytes are not
+        // UTF-8: the cast turns them into nulls, which would pass for blank names.
+        let mut undecodable: Vec<(usize, arrow::array::ArrayRef)> = Vec::new();
         for pos in positions.iter().flatten() {
             let column = batch.column(*pos);
             is_float.push(matches!(
@@ -77,10 +80,32 @@ pub fn read_file(path: &Path, sink: &mut Sink<'_>) -> Result<InputFile, IngestEr
                 DataType::Float16 | DataType::Float32 | DataType::Float64
             ));
             let text = cast(column, &DataType::Utf8).map_err(|e| read_error(e.to_string()))?;
+            if matches!(
+                column.data_type(),
+                DataType::Binary | DataType::LargeBinary | DataType::BinaryView
+            ) && text.null_count() > column.null_count()
+            {
+                undecodable.push((*pos, column.clone()));
+            }
             text_columns.push(text);
         }
         for row in 0..batch.num_rows() {
             row_number += 1;
+            if let Some((pos, _)) = undecodable
+                .iter()
+                .find(|(_, column)| column.is_valid(row) && !utf8_at(column, row))
+            {
+                sink.quarantine(
+                    row_number,
+                    QuarantineCode::InvalidEncoding,
+                    format!(
+                        "column {} holds bytes that are not UTF-8 text (the file's writer stored text without an encoding); re-export it as UTF-8",
+                        header[*pos]
+                    ),
+                    None,
+                )?;
+                continue;
+            }
             let mut numeric = 0u64;
             let values: Vec<Option<&str>> = text_columns
                 .iter()
@@ -100,4 +125,15 @@ pub fn read_file(path: &Path, sink: &mut Sink<'_>) -> Result<InputFile, IngestEr
         }
     }
     Ok(hashing.finish(path, row_number))
+}
+
+/// Whether the value at `row` of a byte column is UTF-8 text.
+fn utf8_at(column: &arrow::array::ArrayRef, row: usize) -> bool {
+    let bytes = match column.data_type() {
+        DataType::Binary => column.as_binary::<i32>().value(row),
+        DataType::LargeBinary => column.as_binary::<i64>().value(row),
+        DataType::BinaryView => column.as_binary_view().value(row),
+        _ => return true,
+    };
+    std::str::from_utf8(bytes).is_ok()
 }

@@ -452,3 +452,135 @@ fn a_40000_character_name_is_kept_and_flagged() {
         "kept whole"
     );
 }
+
+#[test]
+fn a_rule_that_breaks_out_of_its_parentheses_is_refused_by_name() {
+    let project = Project::with_sample();
+    let path = project.path().join("pipelines/sample.toml");
+    let pipeline = std::fs::read_to_string(&path).expect("pipeline");
+    let widened = pipeline.replacen(
+        "eligibility = \"welfare_decile <= 4\"",
+        "eligibility = \"welfare_decile <= 4) OR (1=1\"",
+        1,
+    );
+    assert_ne!(pipeline, widened, "the sample has the rule");
+    std::fs::write(&path, widened).expect("write");
+    for command in ["check", "run"] {
+        let out = run(&[command, &project.pipeline("sample")]);
+        assert_eq!(out.status.code(), Some(2), "{command}: {}", text(&out));
+        let all = text(&out);
+        assert!(
+            all.contains(".eligibility: must be exactly one SQL expression")
+                && all.contains("`)` at line 1 column 20"),
+            "{command}: {all}"
+        );
+    }
+    assert!(
+        !project.workspace("sample").join("store").exists(),
+        "nothing was published"
+    );
+}
+
+#[test]
+fn symlink_loops_and_second_names_read_a_file_once() {
+    let project = Project::new();
+    project.write(
+        "pipelines/f.toml",
+        "name = \"f\"\n[[sources]]\nname = \"pbi\"\nrole = \"program\"\npath = \"../data/pbi/**/*.csv\"\nschema = \"pbi_jkn\"\nprogram = { code = \"PBI\", unit = \"person\" }\nformat = { type = \"csv\" }\n",
+    );
+    project.write("data/pbi/kab/a.csv", format!("{HEADER}{ROW_1}{ROW_2}"));
+    project.write("elsewhere/b.csv", format!("{HEADER}{ROW_3}"));
+    let dir = project.path().join("data/pbi");
+    // A loop back into the tree, a link out of it, and a second name for a.csv.
+    std::os::unix::fs::symlink(&dir, dir.join("kab/loop")).expect("symlink");
+    std::os::unix::fs::symlink(project.path().join("elsewhere"), dir.join("out")).expect("link");
+    std::os::unix::fs::symlink(dir.join("kab/a.csv"), dir.join("same.csv")).expect("link");
+    let out = ingest(&project);
+    assert!(out.status.success(), "{}", text(&out));
+    let source = &project.manifest("f")["sources"][0];
+    assert_eq!(source["rows_read"], 2, "{source}");
+    assert_eq!(
+        source["inputs"].as_array().map(Vec::len),
+        Some(1),
+        "{source}"
+    );
+    let err = stderr(&out);
+    assert!(
+        err.contains("reached through a directory symlink")
+            && err.contains("naming a file already read under another name"),
+        "{err}"
+    );
+}
+
+#[test]
+fn parquet_text_that_is_not_utf8_is_quarantined_not_blanked() {
+    use std::sync::Arc;
+
+    use arrow::array::{BinaryArray, RecordBatch, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+
+    let project = project_with("{ type = \"parquet\" }");
+    let names: Vec<&str> = HEADER.trim().split(',').collect();
+    // NAMA written as bytes without the String annotation, as old Hive and Spark jobs do.
+    let schema = Arc::new(Schema::new(
+        names
+            .iter()
+            .map(|n| {
+                let kind = if *n == "NAMA" {
+                    DataType::Binary
+                } else {
+                    DataType::Utf8
+                };
+                Field::new(*n, kind, true)
+            })
+            .collect::<Vec<_>>(),
+    ));
+    let rows = [row_cells(ROW_1), row_cells(ROW_2)];
+    let columns = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            if *n == "NAMA" {
+                Arc::new(BinaryArray::from(vec![
+                    b"ANDI WIJAYA".as_slice(),
+                    b"SITI \xff\xfe AMINAH".as_slice(),
+                ])) as _
+            } else {
+                Arc::new(StringArray::from(
+                    rows.iter().map(|r| r[i].clone()).collect::<Vec<_>>(),
+                )) as _
+            }
+        })
+        .collect();
+    let batch = RecordBatch::try_new(schema.clone(), columns).expect("batch");
+    let dir = project.path().join("data");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let file = std::fs::File::create(dir.join("pbi.parquet")).expect("create");
+    let mut writer = parquet::arrow::ArrowWriter::try_new(file, schema, None).expect("writer");
+    writer.write(&batch).expect("write");
+    writer.close().expect("close");
+
+    let out = ingest(&project);
+    assert!(out.status.success(), "{}", text(&out));
+    let source = &project.manifest("f")["sources"][0];
+    assert_eq!(source["rows_staged"], 1, "{source}");
+    assert_eq!(
+        source["quarantined_by_reason"]["invalid_encoding"], 1,
+        "{source}"
+    );
+    let quarantined = read_parquet(&project.quarantine("f", "pbi"));
+    assert_eq!(
+        quarantine_reasons(&quarantined),
+        vec![("2".to_string(), "invalid_encoding".to_string())]
+    );
+    assert!(
+        column_text(&quarantined, "reason")[0]
+            .as_deref()
+            .is_some_and(|r| r.contains("column NAMA")),
+        "names the column"
+    );
+}
+
+fn row_cells(line: &str) -> Vec<String> {
+    line.trim().split(',').map(str::to_string).collect()
+}
