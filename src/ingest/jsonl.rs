@@ -92,10 +92,19 @@ pub fn sample_paths(path: &Path, limit: usize) -> Result<Vec<String>, IngestErro
     Ok(paths.into_iter().collect())
 }
 
-/// The error for a file none of whose lines is a JSON object, quoting line 1 (masked).
+/// The error for a file none of whose lines is a JSON object, showing the shape of line 1:
+/// its punctuation as written, letters as `a` and digits as `9`, so no name or NIK is shown.
 fn no_objects(path: &Path, lines: u64, first: &str) -> IngestError {
-    let shown: String = first.chars().take(120).collect();
-    let shown = crate::redact::escape_controls(&crate::redact::mask_identifiers(&shown));
+    let shape: String = first
+        .chars()
+        .take(80)
+        .map(|c| match c {
+            c if c.is_alphabetic() => 'a',
+            c if c.is_numeric() => '9',
+            c => c,
+        })
+        .collect();
+    let shown = crate::redact::escape_controls(&shape);
     let hint = if first.starts_with('[') {
         "it looks like one JSON array: write one object per line (jq -c '.[]' FILE)"
     } else if first.contains([',', ';', '|', '\t']) && !first.starts_with('{') {
@@ -107,7 +116,7 @@ fn no_objects(path: &Path, lines: u64, first: &str) -> IngestError {
         path: path.to_path_buf(),
         row: Some(1),
         message: format!(
-            "none of the {lines} line(s) read is a JSON object; line 1 is `{shown}`: {hint}"
+            "none of the {lines} line(s) read is a JSON object; line 1 has the shape `{shown}`: {hint}"
         ),
     }
 }

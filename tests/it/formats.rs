@@ -216,10 +216,7 @@ fn workbook_headers_under_title_rows_are_found_or_declared() {
 #[test]
 fn broken_json_lines_are_quarantined_and_the_rest_staged() {
     let project = Project::new();
-    project.write(
-        "pipelines/f.toml",
-        "name = \"f\"\nprovince = \"36\"\n[[sources]]\nname = \"adu\"\nrole = \"local\"\npath = \"../data/adu.jsonl\"\nschema = \"pengaduan_jsonl\"\nformat = { type = \"jsonl\" }\n",
-    );
+    project.write("pipelines/f.toml", crate::util::COMPLAINTS_JSONL_PIPELINE);
     project.write(
         "data/adu.jsonl",
         concat!(
@@ -268,10 +265,7 @@ fn broken_json_lines_are_quarantined_and_the_rest_staged() {
 #[test]
 fn a_json_path_no_line_has_is_a_layout_error() {
     let project = Project::new();
-    project.write(
-        "pipelines/f.toml",
-        "name = \"f\"\nprovince = \"36\"\n[[sources]]\nname = \"adu\"\nrole = \"local\"\npath = \"../data/adu.jsonl\"\nschema = \"pengaduan_jsonl\"\nformat = { type = \"jsonl\" }\n",
-    );
+    project.write("pipelines/f.toml", crate::util::COMPLAINTS_JSONL_PIPELINE);
     project.write("data/adu.jsonl", "{\"name\":\"Sri\",\"nik\":null}\n");
     let out = run(&["ingest", &project.pipeline("f")]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));

@@ -233,10 +233,7 @@ fn utf8_declared_as_windows_1252_is_warned_about() {
 #[test]
 fn json_lines_that_are_csv_or_one_array_are_named_as_such() {
     let project = Project::new();
-    project.write(
-        "pipelines/f.toml",
-        "name = \"f\"\nprovince = \"36\"\n[[sources]]\nname = \"adu\"\nrole = \"local\"\npath = \"../data/adu.jsonl\"\nschema = \"pengaduan_jsonl\"\nformat = { type = \"jsonl\" }\n",
-    );
+    project.write("pipelines/f.toml", crate::util::COMPLAINTS_JSONL_PIPELINE);
     project.write(
         "data/adu.jsonl",
         "id_laporan,nama,nik\nA1,SITI,3601015205850002\n",
@@ -250,6 +247,7 @@ fn json_lines_that_are_csv_or_one_array_are_named_as_such() {
         "{err}"
     );
     assert!(!err.contains("3601015205850002"), "a NIK leaked: {err}");
+    assert!(!err.contains("SITI"), "a name leaked: {err}");
 
     project.write(
         "data/adu.jsonl",

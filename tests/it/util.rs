@@ -12,6 +12,9 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// A pipeline `f` with one JSON lines source `adu` (complaints) reading `data/adu.jsonl`.
+pub const COMPLAINTS_JSONL_PIPELINE: &str = "name = \"f\"\nprovince = \"36\"\n[[sources]]\nname = \"adu\"\nrole = \"local\"\npath = \"../data/adu.jsonl\"\nschema = \"pengaduan_jsonl\"\nformat = { type = \"jsonl\" }\n";
+
 /// A command running the built `terpadu` binary.
 pub fn terpadu() -> Command {
     Command::new(env!("CARGO_BIN_EXE_terpadu"))
