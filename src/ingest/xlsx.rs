@@ -365,18 +365,17 @@ pub fn read_file(
         }
         rows_read += 1;
         // A header repeated further down (multi-page exports) is not a person.
-        let texts = header_of(row);
-        if texts.len() >= header_keys.len()
-            && texts
-                .iter()
-                .zip(&header_keys)
-                .all(|(text, key)| header_key(text) == *key)
-        {
+        // Compared cell by cell, stopping at the first difference: no copy of the row.
+        let repeats_header = header_keys
+            .iter()
+            .enumerate()
+            .all(|(i, key)| header_key(row.get(i).map_or("", |c| c.text.as_str())) == *key);
+        if repeats_header {
             sink.quarantine(
                 excel_row,
                 QuarantineCode::RepeatedHeader,
                 "the header row repeated inside the sheet".into(),
-                Some(texts.join(" | ")),
+                Some(header_of(row).join(" | ")),
             )?;
             continue;
         }
